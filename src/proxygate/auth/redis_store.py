@@ -1,0 +1,138 @@
+"""The Redis throttle store: counters shared by every worker and host, one Lua script a call."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from proxygate.auth.stores import SECRET_QUERY_KEYS, redact_url
+
+__all__ = ["RedisThrottleStore"]
+
+# Each key is a sorted set of failure times in microseconds of *Redis server*
+# time, so hosts with skewed clocks still agree on the window. The script runs
+# atomically: concurrent failures from many workers are all counted.
+_ADD_FAILURE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZADD', KEYS[1], now, t[1] .. '.' .. t[2] .. ':' .. ARGV[4])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(limit + 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 0
+"""
+
+# The key is blocked until its limit-th newest failure leaves the window.
+# Returns whole microseconds (a Lua number becomes an integer reply).
+_BLOCKED_FOR = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local nth = redis.call('ZREVRANGE', KEYS[1], limit - 1, limit - 1, 'WITHSCORES')
+if #nth == 0 then
+  return 0
+end
+local remaining = tonumber(nth[2]) + window - now
+if remaining <= 0 then
+  return 0
+end
+return remaining
+"""
+
+
+class RedisThrottleStore:
+    """Failure counters in Redis, shared across processes and hosts, expiring with their window.
+
+    Give it a URL (``redis://``, ``rediss://``, ``unix://``) or a ready
+    ``redis.Redis`` client. From a URL the client gets short socket timeouts
+    and no retry loop, so a dead Redis costs a request at most
+    ``socket_timeout`` per call; the caller (``Throttle``) then fails open.
+    A client you pass in is used as it is: its timeouts and retries are yours.
+    Connections are re-established by redis-py on the next call once Redis is
+    back, and the scripts are reloaded if the server lost them.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        url_or_client: str | redis.Redis,
+        *,
+        prefix: str = "proxygate:throttle:",
+        socket_timeout: float = 0.25,
+    ) -> None:
+        if socket_timeout <= 0:
+            raise ValueError("socket_timeout must be a positive number of seconds")
+        self._prefix = prefix
+        client: redis.Redis
+        if isinstance(url_or_client, str):
+            self._where = redact_url(url_or_client)
+            client = _client_from_url(url_or_client, self._where, socket_timeout)
+        else:
+            self._where = "<redis client>"
+            client = url_or_client
+        self._client = client
+        self._add_failure = client.register_script(_ADD_FAILURE)
+        self._blocked_for = client.register_script(_BLOCKED_FOR)
+
+    def __repr__(self) -> str:
+        return f"RedisThrottleStore({self._where!r}, prefix={self._prefix!r})"
+
+    def blocked_for(self, key: str, *, limit: int, window: float) -> float:
+        micros = self._blocked_for(
+            keys=[self._prefix + key], args=[limit, _micros(window)], client=self._client
+        )
+        return int(micros) / 1_000_000
+
+    def add_failure(self, key: str, *, limit: int, window: float) -> None:
+        self._add_failure(
+            keys=[self._prefix + key],
+            args=[limit, _micros(window), max(1, math.ceil(window * 1000)), secrets.token_hex(8)],
+            client=self._client,
+        )
+
+    def close(self) -> None:
+        """Release the client's connections (only worth calling for a client built from a URL)."""
+        self._client.close()
+
+
+def _micros(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1_000_000))
+
+
+def _client_from_url(url: str, where: str, socket_timeout: float) -> redis.Redis:
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
+        # redis-py's default retries with backoff for seconds; throttling would
+        # rather fail open at once. A stale pooled connection is still replaced
+        # before use, so a restarted Redis is picked up by the next call.
+        "retry": Retry(NoBackoff(), 0),
+    }
+    try:
+        return redis.Redis.from_url(url, **options)
+    except ValueError as exc:
+        # redis-py's message may quote the URL; never let the password through.
+        raise ValueError(f"invalid Redis URL {where!r}: {_scrub(str(exc), url)}") from None
+
+
+def _scrub(message: str, url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        candidates = [url, parts.password, parts.username]
+        candidates += [v for k, v in parse_qsl(parts.query) if k.lower() in SECRET_QUERY_KEYS]
+    except ValueError:
+        return "the URL could not be parsed"
+    for secret in candidates:
+        if secret:
+            message = message.replace(secret, "***").replace(unquote(secret), "***")
+    return message

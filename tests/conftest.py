@@ -1,0 +1,3 @@
+"""Shared pytest configuration: plugins every test module may rely on."""
+
+pytest_plugins = ["support.redis_server"]
