@@ -1,0 +1,1 @@
+"""Authentication: the Basic scheme, user sources, the verification cache and throttling."""

@@ -1,0 +1,119 @@
+"""The verification cache: successful credentials accepted again without hashing, safely."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["SingleFlight", "VerificationCache"]
+
+T = TypeVar("T")
+
+
+class VerificationCache(Generic[T]):
+    """LRU map from a keyed MAC of the raw credential to what its success produced.
+
+    Keys hold no plaintext: BLAKE2b keyed with a random per-process secret, so
+    a memory dump shows neither passwords nor anything to brute-force offline
+    without that secret. An entry remembers the stored hash it was verified
+    against; the caller drops it when the user's current hash differs, so a
+    password change or a removed user voids it at once. Only successes go in.
+    """
+
+    def __init__(self, *, ttl: float, size: int) -> None:
+        if ttl < 0:
+            raise ValueError("cache_ttl must be 0 (off) or a positive number of seconds")
+        if size < 1:
+            raise ValueError("cache_size must be at least 1")
+        self.ttl = ttl
+        self.size = size
+        # Keyed BLAKE2b from a pre-keyed state: copy() + update() costs less than HMAC's
+        # two passes, and this MAC is the largest single cost of a cached request.
+        self._mac = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)
+        self._entries: OrderedDict[bytes, tuple[float, str, T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"VerificationCache(ttl={self.ttl}, size={self.size}, entries={len(self)})"
+
+    def key(self, credential: bytes) -> bytes:
+        mac = self._mac.copy()
+        mac.update(credential)
+        return mac.digest()
+
+    def get(self, key: bytes) -> tuple[str, T] | None:
+        """The (stored hash, value) of a live entry, or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            self.discard(key)
+            return None
+        return entry[1], entry[2]
+
+    def put(self, key: bytes, stored_hash: str, value: T) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic() + self.ttl, stored_hash, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def discard(self, key: bytes) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class _Call(Generic[T]):
+    __slots__ = ("done", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: T | None = None
+
+
+class SingleFlight(Generic[T]):
+    """Concurrent calls with the same key run the work once; the others wait for its result."""
+
+    def __init__(self) -> None:
+        self._calls: dict[bytes, _Call[T]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, key: bytes, work: Callable[[], T]) -> T:
+        with self._lock:
+            call = self._calls.get(key)
+            leader = call is None
+            if call is None:
+                call = self._calls[key] = _Call()
+        if not leader:
+            call.done.wait()
+            if call.result is not None:
+                return call.result
+            return work()  # the leader failed: do the work ourselves
+        try:
+            call.result = work()
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call.done.set()
+        return call.result
+
+    def __len__(self) -> int:
+        return len(self._calls)

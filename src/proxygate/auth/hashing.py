@@ -1,0 +1,119 @@
+"""Password hashes: the one libpass CryptContext proxygate trusts, and what it refuses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from passlib.context import CryptContext
+
+__all__ = [
+    "ALLOWED_SCHEMES",
+    "DEFAULT_SCHEME",
+    "HashFormatError",
+    "check_hash",
+    "cost_signature",
+    "hash_password",
+    "verify_password",
+]
+
+logger = logging.getLogger("proxygate.auth")
+
+#: Schemes accepted in users files and mappings. Plaintext, DES-crypt, unsalted
+#: SHA-1 (`{SHA}`) and MD5-crypt (`$1$`) are refused: they fall to an offline
+#: attack in seconds.
+ALLOWED_SCHEMES: tuple[str, ...] = (
+    "bcrypt",
+    "sha256_crypt",
+    "sha512_crypt",
+    "apr_md5_crypt",
+    "argon2",
+)
+DEFAULT_SCHEME = "bcrypt"
+
+_EXTRA_FOR_SCHEME = {"bcrypt": "bcrypt", "argon2": "argon2"}
+
+_context = CryptContext(schemes=list(ALLOWED_SCHEMES), default=DEFAULT_SCHEME)
+
+
+class HashFormatError(ValueError):
+    """A stored hash proxygate will not use. The message never contains the hash itself."""
+
+
+def _identify(stored: str) -> str | None:
+    try:
+        scheme: str | None = _context.identify(stored, required=False)
+    except (ValueError, TypeError):
+        return None
+    return scheme
+
+
+def check_hash(stored: str) -> str:
+    """Return the scheme of ``stored`` or raise :class:`HashFormatError` saying what to change."""
+    scheme = _identify(stored)
+    if scheme is None:
+        raise HashFormatError(
+            "not a supported password hash (use bcrypt, sha256_crypt, sha512_crypt, "
+            "apr1 or argon2; plaintext, DES-crypt, {SHA} and $1$ MD5 are refused)"
+        )
+    handler = _context.handler(scheme)
+    try:
+        handler.from_string(stored)
+    except (ValueError, TypeError) as exc:
+        raise HashFormatError(f"malformed {scheme} hash") from exc
+    if not _backend_available(scheme):
+        extra = _EXTRA_FOR_SCHEME.get(scheme, scheme)
+        raise HashFormatError(
+            f"{scheme} hashes need the {extra!r} extra: pip install 'proxygate[{extra}]'"
+        )
+    return scheme
+
+
+def _backend_available(scheme: str) -> bool:
+    handler: Any = _context.handler(scheme)
+    has_backend = getattr(handler, "has_backend", None)
+    if has_backend is None:
+        return True
+    return bool(has_backend())
+
+
+def cost_signature(stored: str) -> tuple[str, ...]:
+    """What makes two hashes cost the same to verify: scheme and its work parameters."""
+    scheme = _identify(stored) or "?"
+    try:
+        parsed: Any = _context.handler(scheme).from_string(stored)
+    except (ValueError, TypeError, KeyError):
+        return (scheme,)
+    params = [
+        str(getattr(parsed, name, ""))
+        for name in ("rounds", "memory_cost", "parallelism", "type")
+    ]
+    return (scheme, *params)
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Constant-time verify. Any failure inside the hash library is a failed login, not a crash.
+
+    bcrypt 5 raises on passwords longer than 72 bytes; that is a wrong password here.
+    """
+    try:
+        return bool(_context.verify(password, stored))
+    except Exception as exc:
+        # The exception text may quote the hash or the password: log only its type.
+        logger.warning("password verification failed inside the hash library (%s)",
+                       type(exc).__name__)
+        return False
+
+
+def hash_password(password: str, scheme: str = DEFAULT_SCHEME, **settings: Any) -> str:
+    """Hash ``password`` with ``scheme`` (one of :data:`ALLOWED_SCHEMES`)."""
+    if scheme not in ALLOWED_SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {', '.join(ALLOWED_SCHEMES)}")
+    if not _backend_available(scheme):
+        extra = _EXTRA_FOR_SCHEME.get(scheme, scheme)
+        raise ValueError(f"{scheme} needs the {extra!r} extra: pip install 'proxygate[{extra}]'")
+    handler: Any = _context.handler(scheme)
+    if settings:
+        handler = handler.using(**settings)
+    result: str = handler.hash(password)
+    return result

@@ -1,0 +1,138 @@
+"""Brute-force throttling: failure counters per client (and optionally per user) behind a store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Protocol, runtime_checkable
+
+__all__ = ["MemoryThrottleStore", "Throttle", "ThrottleStore"]
+
+logger = logging.getLogger("proxygate.auth")
+
+
+@runtime_checkable
+class ThrottleStore(Protocol):
+    """Where failure timestamps live.
+
+    A store keeps, per key, at most ``limit`` most recent failures inside a
+    sliding ``window`` (seconds). That is enough to answer "is this key over
+    the limit, and for how long" exactly, with bounded memory per key.
+
+    ``blocking`` says whether calls do I/O (a network round trip): the ASGI
+    shell then makes them from a worker thread, never on the event loop.
+    """
+
+    blocking: bool
+
+    def blocked_for(self, key: str, *, limit: int, window: float) -> float:
+        """Seconds until ``key`` drops below ``limit`` failures; 0.0 when it is below now."""
+        ...
+
+    def add_failure(self, key: str, *, limit: int, window: float) -> None:
+        """Record one failure for ``key`` now."""
+        ...
+
+
+class MemoryThrottleStore:
+    """Per-process store: an LRU-bounded map of key to its last ``limit`` failure times.
+
+    ``max_keys`` bounds memory when a flood of distinct keys (client addresses,
+    user names) arrives; the least recently failed keys are forgotten first.
+    """
+
+    blocking = False
+
+    def __init__(self, *, max_keys: int = 100_000, clock: _Clock = time.monotonic) -> None:
+        if max_keys < 1:
+            raise ValueError("max_keys must be at least 1")
+        self._max_keys = max_keys
+        self._clock = clock
+        self._entries: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def blocked_for(self, key: str, *, limit: int, window: float) -> float:
+        with self._lock:
+            times = self._entries.get(key)
+            if times is None or len(times) < limit:
+                return 0.0
+            # The limit-th newest failure, not times[0]: the deque may hold more
+            # entries when an earlier call used a larger limit.
+            remaining = times[-limit] + window - self._clock()
+            if remaining <= 0:
+                return 0.0
+            return remaining
+
+    def add_failure(self, key: str, *, limit: int, window: float) -> None:
+        with self._lock:
+            # Read the clock under the lock so each deque stays in time order.
+            now = self._clock()
+            times = self._entries.get(key)
+            if times is None or times.maxlen != limit:
+                times = deque(times or (), maxlen=limit)
+                self._entries[key] = times
+            # Also when the deque was rebuilt: replacing a value keeps its old LRU slot.
+            self._entries.move_to_end(key)
+            while times and times[0] <= now - window:
+                times.popleft()
+            times.append(now)
+            while len(self._entries) > self._max_keys:
+                self._entries.popitem(last=False)
+
+
+class _Clock(Protocol):
+    def __call__(self) -> float: ...
+
+
+class Throttle:
+    """The policy over a store: which keys a failure counts against, and fail-open on store errors."""
+
+    def __init__(
+        self,
+        store: ThrottleStore,
+        *,
+        max_failures: int,
+        window: float,
+        max_failures_per_user: int | None = None,
+    ) -> None:
+        self.store = store
+        self.max_failures = max_failures
+        self.window = window
+        self.max_failures_per_user = max_failures_per_user
+
+    def retry_after(self, client: str | None, username: str | None) -> float:
+        """Seconds the caller must wait; 0.0 when it may try. Store errors let it try."""
+        try:
+            wait = 0.0
+            if client is not None and self.max_failures > 0:
+                wait = self.store.blocked_for(
+                    "c:" + client, limit=self.max_failures, window=self.window
+                )
+            if username is not None and self.max_failures_per_user:
+                wait = max(
+                    wait,
+                    self.store.blocked_for(
+                        "u:" + username, limit=self.max_failures_per_user, window=self.window
+                    ),
+                )
+            return wait
+        except Exception:
+            # Fail open for throttling only: authentication itself goes on.
+            logger.error("throttle store unavailable; not throttling this request", exc_info=True)
+            return 0.0
+
+    def record_failure(self, client: str | None, username: str | None) -> None:
+        try:
+            if client is not None and self.max_failures > 0:
+                self.store.add_failure("c:" + client, limit=self.max_failures, window=self.window)
+            if username is not None and self.max_failures_per_user:
+                self.store.add_failure(
+                    "u:" + username, limit=self.max_failures_per_user, window=self.window
+                )
+        except Exception:
+            logger.error("throttle store unavailable; failure not counted", exc_info=True)

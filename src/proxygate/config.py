@@ -1,0 +1,232 @@
+"""One frozen, validated Config for every entry point: kwargs, a dict, environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+__all__ = ["Config", "ConfigError"]
+
+Mode = Literal["proxy", "origin"]
+
+
+class ConfigError(ValueError):
+    """A bad option. The message names the option and says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Every option proxygate has. See docs/configuration.md for the reasoning behind each."""
+
+    #: A path to an htpasswd file, a mapping of user name to hash, or a callable
+    #: ``(username, password) -> bool`` (async in ASGI too). Required.
+    users: Any = None
+    realm: str = "proxygate"
+    mode: Mode = "proxy"
+    #: Paths that skip authentication: exact (``/healthz``) or prefix (``/static/*``).
+    exempt_paths: tuple[str, ...] = ()
+    #: Origin mode only: pass the consumed ``Authorization`` header on to the app.
+    keep_authorization: bool = False
+    cache_ttl: float = 300.0
+    cache_size: int = 10_000
+    reload_interval: float = 2.0
+    max_failures: int = 10
+    failure_window: float = 60.0
+    max_failures_per_user: int | None = None
+    #: None (in-memory), ``"memory://"``, ``"redis://host:port/db"``, or a ThrottleStore.
+    throttle_store: Any = None
+    #: Peers (CIDR) whose ``Forwarded`` / ``X-Forwarded-For`` is believed for the client address.
+    trusted_proxies: tuple[str, ...] = ()
+    debug: bool = False
+    request_id_header: str | None = "X-Request-ID"
+    request_id_in_body: bool = True
+    request_id_on_success: bool = False
+    html_errors: bool = False
+    html_template: str | None = None
+    pass_json_errors: bool = True
+    max_error_body: int = 65_536
+    exception_map: Mapping[Any, Any] | None = None
+    # Filled in by validation: parsed networks for trusted_proxies.
+    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default=(), repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={_safe_repr(f.name, getattr(self, f.name))}"
+            for f in fields(self)
+            if f.repr and getattr(self, f.name) != f.default
+        )
+        return f"Config({shown})"
+
+    # -- constructors ------------------------------------------------------------------
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Config:
+        """Build from keyword options, refusing unknown names with a suggestion."""
+        return cls.from_mapping(options)
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any], *, source: str = "option") -> Config:
+        names = option_names()
+        for name in options:
+            if name not in names:
+                close = difflib.get_close_matches(name, sorted(names), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown {source} {name!r}{hint}")
+        values = dict(options)
+        for name in ("exempt_paths", "trusted_proxies"):
+            if name in values:
+                values[name] = _as_tuple(values[name], name)
+        return cls(**values)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, prefix: str = "PROXYGATE_",
+                 **overrides: Any) -> Config:
+        """Build from ``PROXYGATE_*`` variables (``PROXYGATE_USERS=/etc/proxygate/users``)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for key, raw in environ.items():
+            if not key.startswith(prefix):
+                continue
+            name = key[len(prefix):].lower()
+            if name not in option_names():
+                raise ConfigError(f"unknown environment variable {key}")
+            values[name] = _from_text(name, raw, str(types[name]))
+        values.update(overrides)
+        return cls.from_mapping(values)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def status(self) -> int:
+        return 407 if self.mode == "proxy" else 401
+
+
+def option_names() -> frozenset[str]:
+    return frozenset(f.name for f in fields(Config) if not f.name.startswith("_"))
+
+
+def _safe_repr(name: str, value: Any) -> str:
+    if name == "throttle_store" and isinstance(value, str):
+        return repr(_redact_url(value))
+    if name == "users" and isinstance(value, Mapping):
+        return f"<{len(value)} users>"
+    return repr(value)
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.partition("/")[0]:
+        return f"{scheme}://***@{rest.partition('@')[2]}"
+    return url
+
+
+def _as_tuple(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    try:
+        return tuple(value)
+    except TypeError:
+        raise ConfigError(f"{name} must be a list of strings") from None
+
+
+def _from_text(name: str, raw: str, typ: str) -> Any:
+    if "bool" in typ:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {raw!r}")
+    if typ.startswith("int"):
+        if "None" in typ and raw.strip().lower() in ("", "none", "off"):
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if typ == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if name in ("request_id_header", "html_template") and raw.strip().lower() in ("", "none"):
+        return None
+    return raw
+
+
+def _check_number(config: Config, name: str, *, minimum: float, whole: bool) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+        whole and not isinstance(value, int)
+    ):
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(f"{name} must be {kind}, not {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value!r}")
+
+
+def _validate(config: Config) -> None:
+    if config.users is None:
+        raise ConfigError(
+            "users is required: pass a path to an htpasswd file, a mapping of user name to "
+            "password hash, or a callable (username, password) -> bool. Leaving it out "
+            "would be an open gate."
+        )
+    if config.mode not in ("proxy", "origin"):
+        raise ConfigError(f"mode must be 'proxy' or 'origin', not {config.mode!r}")
+    if not isinstance(config.realm, str) or not config.realm:
+        raise ConfigError("realm must be a non-empty string")
+    if any(ch in config.realm for ch in '"\\') or any(
+        ord(ch) < 0x20 or ord(ch) == 0x7F for ch in config.realm
+    ):
+        raise ConfigError(
+            f"realm {config.realm!r} contains a quote, backslash, CR, LF or another control "
+            "character; use plain printable text"
+        )
+    try:
+        config.realm.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigError("realm must be Latin-1 text (it travels in a header)") from None
+    for path in config.exempt_paths:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"exempt_paths entries must start with '/', not {path!r}")
+        if "*" in path[:-1]:
+            raise ConfigError(
+                f"exempt_paths entry {path!r}: '*' is allowed only at the end, as a prefix"
+            )
+    for name in ("cache_ttl", "reload_interval"):
+        _check_number(config, name, minimum=0, whole=False)
+    _check_number(config, "failure_window", minimum=0.001, whole=False)
+    _check_number(config, "cache_size", minimum=1, whole=True)
+    _check_number(config, "max_failures", minimum=0, whole=True)
+    _check_number(config, "max_error_body", minimum=0, whole=True)
+    if config.max_failures_per_user is not None:
+        _check_number(config, "max_failures_per_user", minimum=1, whole=True)
+    networks = []
+    for cidr in config.trusted_proxies:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise ConfigError(f"trusted_proxies entry {cidr!r} is not an IP network") from None
+    object.__setattr__(config, "_networks", tuple(networks))
+    header = config.request_id_header
+    if header is not None and (
+        not header or not all(ch.isalnum() or ch == "-" for ch in header)
+    ):
+        raise ConfigError(f"request_id_header {header!r} is not a valid header name")
+    for name in ("keep_authorization", "debug", "request_id_in_body", "request_id_on_success",
+                 "html_errors", "pass_json_errors"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"{name} must be True or False")

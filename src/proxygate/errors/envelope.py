@@ -1,0 +1,185 @@
+"""The error envelope: one JSON shape (or problem+json, or HTML) for every error response."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxygate._http import preferred_media_type, reason_phrase
+from proxygate.errors.policy import merge_vary
+
+__all__ = ["DEFAULT_HTML_TEMPLATE", "ErrorRenderer", "ErrorResponse", "fallback_500"]
+
+logger = logging.getLogger("proxygate.errors")
+
+Headers = list[tuple[bytes, bytes]]
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+HTML = "text/html"
+
+#: The sentence in ``details`` when nothing more specific is known.
+DEFAULT_DETAILS: dict[int, str] = {
+    400: "The request could not be understood.",
+    401: "Send valid credentials in the Authorization header.",
+    403: "You are not allowed to do this.",
+    404: "Nothing was found at this address.",
+    405: "This method is not allowed here.",
+    407: "Send valid credentials in the Proxy-Authorization header.",
+    408: "The request took too long to arrive.",
+    413: "The request body is too large.",
+    415: "The request body has a media type this endpoint does not accept.",
+    422: "The request was well-formed but could not be processed.",
+    429: "Too many failed attempts; wait before trying again.",
+    500: "The server could not complete the request.",
+    502: "An upstream server answered badly.",
+    503: "The service is unavailable right now.",
+    504: "An upstream server did not answer in time.",
+}
+
+DEFAULT_HTML_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>$code $message</title></head>
+<body><h1>$code $message</h1><p>$details</p><p><small>Request id: $request_id</small></p></body>
+</html>
+"""
+
+_NO_BODY_STATUSES = frozenset({204, 205, 304})
+
+
+def default_details(status: int) -> str:
+    found = DEFAULT_DETAILS.get(status)
+    if found is not None:
+        return found
+    if status >= 500:
+        return DEFAULT_DETAILS[500]
+    return "The request could not be completed."
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """A complete error response: what a shell sends as is."""
+
+    status: int
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+    def without_body(self) -> ErrorResponse:
+        """The same response for a HEAD request: headers (with the length a GET would get), no body."""
+        return ErrorResponse(self.status, self.headers, b"")
+
+
+class ErrorRenderer:
+    """Renders envelopes, negotiating the format on ``Accept``.
+
+    Every format carries the same facts: status, reason phrase, details, request id.
+    """
+
+    def __init__(
+        self,
+        *,
+        request_id_in_body: bool = True,
+        request_id_header: str | None = "X-Request-ID",
+        html_errors: bool = False,
+        html_template: str | None = None,
+    ) -> None:
+        self.request_id_in_body = request_id_in_body
+        self.request_id_header = request_id_header.encode("latin-1") if request_id_header else None
+        self.html_errors = html_errors
+        self._template = string.Template(html_template or DEFAULT_HTML_TEMPLATE)
+        # Fail at construction, not on the first error, if the template is broken.
+        self._template.substitute(code="", message="", details="", request_id="")
+        self.offers: tuple[str, ...] = (JSON, PROBLEM_JSON, HTML) if html_errors else (
+            JSON,
+            PROBLEM_JSON,
+        )
+
+    def render(
+        self,
+        status: int,
+        *,
+        details: Any = None,
+        message: str | None = None,
+        accept: str = "",
+        request_id: str | None = None,
+        instance: str | None = None,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> ErrorResponse:
+        """The envelope for ``status``; ``headers`` are added as given (challenge, Allow, ...)."""
+        message = message or reason_phrase(status)
+        if details is None:
+            details = default_details(status)
+        media = preferred_media_type(accept, self.offers) if accept else JSON
+        if media == PROBLEM_JSON:
+            problem: dict[str, Any] = {
+                "type": "about:blank",
+                "title": message,
+                "status": status,
+                "detail": details if isinstance(details, str) else message,
+            }
+            if not isinstance(details, str):
+                problem["errors"] = details
+            if instance:
+                problem["instance"] = instance
+            if request_id and self.request_id_in_body:
+                problem["request_id"] = request_id
+            body = _dumps(problem)
+            content_type = b"application/problem+json"
+        elif media == HTML:
+            text = details if isinstance(details, str) else json.dumps(details, ensure_ascii=False)
+            body = self._template.substitute(
+                code=status,
+                message=html.escape(message),
+                details=html.escape(text),
+                request_id=html.escape(request_id or ""),
+            ).encode("utf-8")
+            content_type = b"text/html; charset=utf-8"
+        else:
+            error: dict[str, Any] = {"code": status, "message": message, "details": details}
+            if request_id and self.request_id_in_body:
+                error["request_id"] = request_id
+            body = _dumps({"error": error})
+            content_type = b"application/json"
+        out: Headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"vary", b"Accept"),
+        ]
+        if status in (401, 407, 429):
+            out.append((b"cache-control", b"no-store"))
+        if request_id and self.request_id_header:
+            out.append((self.request_id_header.lower(), request_id.encode("latin-1")))
+        extra = list(headers)
+        if extra:
+            out.extend(extra)
+            if any(name == b"vary" for name, _ in extra):
+                out = merge_vary(out)
+        if status in _NO_BODY_STATUSES or status < 200:
+            return ErrorResponse(status, [h for h in out if h[0] != b"content-length"], b"")
+        return ErrorResponse(status, out, body)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str).encode()
+
+
+_FALLBACK_BODY = (
+    b'{"error": {"code": 500, "message": "Internal Server Error", '
+    b'"details": "The server could not complete the request."}}'
+)
+
+
+def fallback_500() -> ErrorResponse:
+    """The fixed minimal envelope used when rendering itself fails."""
+    return ErrorResponse(
+        500,
+        [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(_FALLBACK_BODY)).encode("ascii")),
+        ],
+        _FALLBACK_BODY,
+    )

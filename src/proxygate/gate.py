@@ -1,0 +1,324 @@
+"""The decision core: a request head in, Forward / Deny / Check out. No I/O, no framework."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+
+from proxygate._http import split_absolute_target
+from proxygate.auth.basic import BasicChallenge, BasicCredentials, MalformedCredentials
+from proxygate.auth.cache import SingleFlight, VerificationCache
+from proxygate.auth.stores import make_throttle_store
+from proxygate.auth.throttle import Throttle
+from proxygate.auth.users import UserSource, make_user_source
+from proxygate.config import Config, ConfigError
+from proxygate.errors.envelope import ErrorResponse
+from proxygate.errors.handler import ErrorHandler, HeadFromPairs, RequestHead
+
+__all__ = [
+    "AuthInfo",
+    "Check",
+    "Deny",
+    "Forward",
+    "Gate",
+    "HeadFromPairs",
+    "Identity",
+    "RequestHead",
+]
+
+auth_log = logging.getLogger("proxygate.auth")
+
+Headers = list[tuple[bytes, bytes]]
+
+
+
+class Identity:
+    """The authenticated user, shaped so Starlette's ``request.user`` works without Starlette."""
+
+    __slots__ = ("username",)
+    is_authenticated = True
+
+    def __init__(self, username: str) -> None:
+        self.username = username
+
+    @property
+    def display_name(self) -> str:
+        return self.username
+
+    @property
+    def identity(self) -> str:
+        return self.username
+
+    def __repr__(self) -> str:
+        return f"Identity({self.username!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Identity) and other.username == self.username
+
+    def __hash__(self) -> int:
+        return hash(self.username)
+
+
+class AuthInfo:
+    """``scope["auth"]``: Starlette's ``@requires("authenticated")`` reads ``.scopes``."""
+
+    __slots__ = ()
+    scopes = ("authenticated",)
+
+    def __repr__(self) -> str:
+        return "AuthInfo(scopes=('authenticated',))"
+
+
+AUTHENTICATED = AuthInfo()
+
+
+class Forward:
+    """Let the request through. ``identity`` is None for exempt paths."""
+
+    __slots__ = ("identity",)
+
+    def __init__(self, identity: Identity | None) -> None:
+        self.identity = identity
+
+
+class Deny:
+    """Answer with ``response``; the app never sees the request."""
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: ErrorResponse) -> None:
+        self.response = response
+
+
+ANONYMOUS = Forward(None)
+
+
+class Check:
+    """Slow work the core hands back: throttle look-up, password hash, failure count.
+
+    The WSGI shell calls :meth:`run` inline; the ASGI shell runs it in a worker
+    thread (or, for async user callables, ``admit``/``averify``/``conclude``).
+    """
+
+    __slots__ = ("_credentials", "_gate", "_head", "_key", "_reason")
+
+    def __init__(self, gate: Gate, head: RequestHead, credentials: BasicCredentials | None,
+                 key: bytes | None, reason: str = "bad_password") -> None:
+        self._gate = gate
+        self._head = head
+        self._credentials = credentials
+        self._key = key
+        self._reason = reason
+
+    @property
+    def needs_thread(self) -> bool:
+        """True when admit/conclude may block on a store round trip."""
+        return bool(self._gate.throttle.store.blocking)
+
+    @property
+    def username(self) -> str | None:
+        return self._credentials.username if self._credentials else None
+
+    def admit(self) -> Deny | None:
+        """A 429 if the client (or user) is throttled; checked before any hashing."""
+        gate = self._gate
+        wait = gate.throttle.retry_after(gate.client_address(self._head), self.username)
+        if wait <= 0:
+            return None
+        gate.audit("throttled", "throttled", self.username, self._head)
+        seconds = max(1, math.ceil(wait))
+        return Deny(gate.render(self._head, 429, details=(
+            f"Too many failed authentication attempts; retry after {seconds} seconds."
+        ), headers=[(b"retry-after", str(seconds).encode("ascii"))]))
+
+    def verify(self) -> str | None:
+        """The stored hash the password matched, or None. Identical concurrent checks hash once."""
+        credentials = self._credentials
+        if credentials is None:
+            return None
+        users = self._gate.users
+        if self._key is None:
+            return users.verify(credentials.username, credentials.password)
+        result = self._gate.flight.run(
+            self._key, lambda: (users.verify(credentials.username, credentials.password),)
+        )
+        return result[0]
+
+    async def averify(self) -> str | None:
+        credentials = self._credentials
+        if credentials is None:
+            return None
+        return await self._gate.users.averify(credentials.username, credentials.password)
+
+    def conclude(self, matched: str | None) -> Forward | Deny:
+        gate = self._gate
+        credentials = self._credentials
+        if credentials is None or matched is None:
+            reason = self._reason
+            if credentials is not None and gate.users.current_hash(credentials.username) is None:
+                reason = "unknown_user"
+            gate.throttle.record_failure(gate.client_address(self._head), self.username)
+            gate.audit("failure", reason, self.username, self._head)
+            return gate.challenge_response(self._head)
+        identity = Identity(credentials.username)
+        if self._key is not None:
+            gate.cache.put(self._key, matched, identity)
+        gate.audit("success", "verified", credentials.username, self._head)
+        return Forward(identity)
+
+    def run(self) -> Forward | Deny:
+        denied = self.admit()
+        if denied is not None:
+            return denied
+        return self.conclude(self.verify())
+
+
+class Gate(ErrorHandler):
+    """Everything proxygate decides, built once from a :class:`Config`."""
+
+    def __init__(self, config: Config) -> None:
+        proxy = config.mode == "proxy"
+        challenge = BasicChallenge(config.realm).to_header()
+        super().__init__(config, challenge=challenge)
+        self._challenge_pair = [(b"proxy-authenticate" if proxy else b"www-authenticate",
+                                 challenge)]
+        self.status = 407 if proxy else 401
+        self.credential_header = b"proxy-authorization" if proxy else b"authorization"
+        self.challenge_header = b"proxy-authenticate" if proxy else b"www-authenticate"
+        #: Request headers removed before the app sees the request.
+        self.strip_headers: frozenset[bytes] = (
+            frozenset({b"proxy-authorization", b"proxy_authorization", b"proxy-connection"})
+            if proxy
+            else frozenset() if config.keep_authorization else frozenset({b"authorization"})
+        )
+        try:
+            self.users: UserSource = make_user_source(
+                config.users, reload_interval=config.reload_interval
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        self.cache: VerificationCache[Identity] = VerificationCache(
+            ttl=config.cache_ttl, size=config.cache_size
+        )
+        self.flight: SingleFlight[tuple[str | None]] = SingleFlight()
+        self.throttle = Throttle(
+            make_throttle_store(config.throttle_store),
+            max_failures=config.max_failures,
+            window=config.failure_window,
+            max_failures_per_user=config.max_failures_per_user,
+        )
+        self._exempt_exact = frozenset(p for p in config.exempt_paths if not p.endswith("*"))
+        self._exempt_prefixes = tuple(p[:-1] for p in config.exempt_paths if p.endswith("*"))
+
+    def __repr__(self) -> str:
+        return f"Gate({self.config!r})"
+
+    # -- the request ------------------------------------------------------------------
+
+    def is_exempt(self, path: str) -> bool:
+        return path in self._exempt_exact or (
+            bool(self._exempt_prefixes) and path.startswith(self._exempt_prefixes)
+        )
+
+    def decide(self, head: RequestHead) -> Forward | Deny | Check:
+        if self.is_exempt(head.path):
+            return ANONYMOUS
+        values = head.header_values(self.credential_header)
+        if not values:
+            self.audit("failure", "missing", None, head)
+            return self.challenge_response(head)
+        if len(values) > 1:
+            # Two credential headers are ambiguous: which one would a proxy have checked?
+            return Check(self, head, None, None, "malformed")
+        value = values[0]
+        cache = self.cache
+        key = None
+        if cache.ttl > 0:
+            key = cache.key(value)
+            hit = cache.get(key)
+            if hit is not None:
+                stored, identity = hit
+                if self.users.current_hash(identity.username) == stored:
+                    if auth_log.isEnabledFor(logging.INFO):
+                        self.audit("success", "cached", identity.username, head)
+                    return Forward(identity)
+                cache.discard(key)
+        try:
+            credentials = BasicCredentials.from_header(value)
+        except MalformedCredentials:
+            return Check(self, head, None, None, "malformed")
+        if credentials is None:  # another scheme: as good as none
+            self.audit("failure", "missing", None, head)
+            return self.challenge_response(head)
+        return Check(self, head, credentials, key)
+
+    def challenge_response(self, head: RequestHead) -> Deny:
+        return Deny(self.render(head, self.status, headers=self._challenge_pair))
+
+    # -- identity of the request ------------------------------------------------------
+
+    def client_address(self, head: RequestHead) -> str | None:
+        """The peer, or what a trusted proxy says the client was (rightmost untrusted hop)."""
+        peer = head.client
+        networks = self.config._networks
+        if not networks or peer is None or not _in_networks(peer, networks):
+            return peer
+        hops = _forwarded_for(head)
+        for hop in reversed(hops):
+            if not _in_networks(hop, networks):
+                return hop
+        return hops[0] if hops else peer
+
+    def audit(self, outcome: str, reason: str, username: str | None, head: RequestHead) -> None:
+        level = logging.WARNING if outcome in ("failure", "throttled") and reason != "missing" \
+            else logging.INFO
+        if not auth_log.isEnabledFor(level):
+            return
+        record = {
+            "outcome": outcome,
+            "reason": reason,
+            "username": username,
+            "client": self.client_address(head),
+            "request_id": self.request_id(head),
+        }
+        auth_log.log(level, "authentication %s (%s) user=%r client=%s request_id=%s",
+                     outcome, reason, username, record["client"], record["request_id"],
+                     extra={"proxygate": record})
+
+
+def _in_networks(address: str,
+                 networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def _forwarded_for(head: RequestHead) -> list[str]:
+    """Client hops, nearest last, from ``Forwarded`` (RFC 7239) or ``X-Forwarded-For``."""
+    hops: list[str] = []
+    forwarded = head.header_values(b"forwarded")
+    if forwarded:
+        for element in b",".join(forwarded).decode("latin-1").split(","):
+            for pair in element.split(";"):
+                name, _, value = pair.strip().partition("=")
+                if name.strip().lower() == "for":
+                    value = value.strip().strip('"')
+                    if value.startswith("["):
+                        value = value[1:].partition("]")[0]
+                    elif value.count(":") == 1:
+                        value = value.partition(":")[0]
+                    hops.append(value)
+        return hops
+    for raw in head.header_values(b"x-forwarded-for"):
+        hops.extend(item.strip() for item in raw.decode("latin-1").split(",") if item.strip())
+    return hops
+
+
+def absolute_form(path: str) -> tuple[str, str, str] | None:
+    """(host, path, query) when a forward-proxy client sent an absolute-form target."""
+    if path.startswith("/"):
+        return None
+    return split_absolute_target(path)

@@ -1,0 +1,305 @@
+"""The WSGI shell (PEP 3333): the same core behind a WSGI callable. Translates, never decides."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from proxygate.config import Config
+from proxygate.errors.envelope import ErrorResponse
+from proxygate.errors.handler import ErrorHandler
+from proxygate.errors.policy import Action
+from proxygate.gate import Check, Deny, Forward, Gate, absolute_form
+
+__all__ = ["ErrorEnvelopeMiddleware", "ProxyGateMiddleware"]
+
+logger = logging.getLogger("proxygate")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+Environ = dict[str, Any]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+_STATUS_LINES: dict[int, str] = {}
+
+
+def _status_line(status: int) -> str:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        from proxygate._http import reason_phrase
+
+        line = _STATUS_LINES[status] = f"{status} {reason_phrase(status)}"
+    return line
+
+
+def _environ_key(name: bytes) -> str:
+    return "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+
+
+class EnvironHead:
+    """A request head read from a WSGI environ, without copying its headers."""
+
+    __slots__ = ("client", "environ", "method", "path", "request_id")
+
+    def __init__(self, environ: Environ) -> None:
+        self.environ = environ
+        self.method: str = environ.get("REQUEST_METHOD", "GET")
+        self.path: str = environ.get("PATH_INFO", "") or "/"
+        self.client: str | None = environ.get("REMOTE_ADDR") or None
+        self.request_id: str | None = None
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        if name == b"content-type" or name == b"content-length":
+            key = name.decode("latin-1").upper().replace("-", "_")
+        else:
+            key = _KEYS.get(name) or _environ_key(name)
+        value = self.environ.get(key)
+        if value is None:
+            return []
+        return [value.encode("latin-1", "replace")]
+
+
+_KEYS = {
+    name: _environ_key(name)
+    for name in (b"proxy-authorization", b"authorization", b"accept", b"x-request-id",
+                 b"forwarded", b"x-forwarded-for")
+}
+
+
+def _from_absolute_form(environ: Environ) -> None:
+    """``GET http://host/path?q`` from a forward-proxy client reaches the app as ``/path?q``."""
+    split = absolute_form(environ.get("PATH_INFO", ""))
+    if split is None:
+        return
+    host, path, query = split
+    environ["PATH_INFO"] = path
+    if query and not environ.get("QUERY_STRING"):
+        environ["QUERY_STRING"] = query
+    environ["HTTP_HOST"] = host
+    name, _, port = host.rpartition(":")
+    if name and port.isdigit() and not host.endswith("]"):
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = name, port
+    else:
+        environ["SERVER_NAME"] = host
+
+
+def _refuses_hop_by_hop(environ: Environ) -> bool:
+    """wsgiref (and so Django's runserver) answers 500 to a hop-by-hop header from the app."""
+    return str(environ.get("SERVER_SOFTWARE", "")).startswith("WSGIServer/")
+
+
+def _wsgi_headers(response_headers: list[tuple[bytes, bytes]],
+                  environ: Environ) -> list[tuple[str, str]]:
+    drop_hop = _refuses_hop_by_hop(environ)
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in response_headers
+        if not (drop_hop and name == b"proxy-authenticate")
+    ]
+
+
+def _as_bytes_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+def _respond(start_response: StartResponse, environ: Environ, response: ErrorResponse,
+             exc_info: ExcInfo | None = None) -> list[bytes]:
+    start_response(_status_line(response.status), _wsgi_headers(response.headers, environ),
+                   exc_info)
+    return [response.body] if response.body else []
+
+
+def _close(iterable: object) -> None:
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        close()
+
+
+class _Exchange:
+    """One request's response, watched through ``start_response``."""
+
+    __slots__ = ("action", "environ", "handler", "head", "headers", "start_response", "status")
+
+    def __init__(self, handler: ErrorHandler, environ: Environ, head: EnvironHead,
+                 start_response: StartResponse) -> None:
+        self.handler = handler
+        self.environ = environ
+        self.head = head
+        self.start_response = start_response
+        self.action: Action | None = None
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+
+    def watch_start(self, status: str, headers: list[tuple[str, str]],
+                    exc_info: ExcInfo | None = None) -> Callable[[bytes], object]:
+        code = int(status[:3])
+        if exc_info is not None and self.action is Action.PASS:
+            raise exc_info[1].with_traceback(exc_info[2])  # PEP 3333: too late to change
+        self.status = code
+        if code < 400:
+            self.action = Action.PASS
+            return self.start_response(status, headers, exc_info)
+        raw = _as_bytes_headers(headers)
+        self.action = action = self.handler.response_action(code, raw)
+        if action is Action.PASS:
+            patched = self.handler.with_challenge(code, raw)
+            if patched is not raw:
+                headers = _wsgi_headers(patched, self.environ)
+            return self.start_response(status, headers, exc_info)
+        self.headers = headers
+        return self._discard
+
+    @staticmethod
+    def _discard(data: bytes) -> None:
+        """The legacy write() of a response being replaced: its bytes are dropped."""
+
+    def replacement(self, body: bytes | None) -> list[bytes]:
+        response = self.handler.replace_response(
+            self.head, self.status, _as_bytes_headers(self.headers), body
+        )
+        return _respond(self.start_response, self.environ, response)
+
+    def finish(self, result: Iterable[bytes]) -> Iterable[bytes]:
+        """What the server gets back: the app's iterable untouched, or the envelope."""
+        action = self.action
+        if action is Action.PASS:
+            return result
+        if action is None:
+            return self._late_start(result)
+        try:
+            return self._replace(result, iter(result))
+        finally:
+            _close(result)
+
+    def _replace(self, result: Iterable[bytes], chunks: Iterator[bytes]) -> list[bytes]:
+        body: bytes | None = None
+        if self.action is Action.INSPECT:
+            limit = self.handler.policy.max_error_body
+            buffer = bytearray()
+            for chunk in chunks:
+                buffer += chunk
+                if len(buffer) > limit:
+                    break
+            else:
+                body = bytes(buffer)
+        return self.replacement(body)
+
+    def _late_start(self, result: Iterable[bytes]) -> Iterator[bytes]:
+        """Apps that call start_response from inside their iterator (generators)."""
+        chunks = iter(result)
+        try:
+            try:
+                first = next(chunks)
+                while not first and self.action is None:
+                    first = next(chunks)
+            except StopIteration:
+                first = None
+            except Exception as exc:
+                if self.action is None:
+                    yield from self.error(exc)
+                    return
+                raise
+            if self.action is Action.PASS:
+                if first is not None:
+                    yield first
+                yield from chunks
+            elif self.action is None:
+                raise RuntimeError("the WSGI app returned without calling start_response")
+            else:
+                rest = [first] if first else []
+                yield from self._replace(result, iter([*rest, *chunks]))
+        finally:
+            _close(result)
+
+    def error(self, exc: BaseException) -> list[bytes]:
+        response = self.handler.exception_response(self.head, exc)
+        return _respond(self.start_response, self.environ, response, sys.exc_info())  # type: ignore[arg-type]
+
+
+class ErrorEnvelopeMiddleware:
+    """Every error becomes the envelope: exceptions, and error responses the app emits."""
+
+    def __init__(self, app: WSGIApp, *, config: Config | None = None, **options: Any) -> None:
+        self.app = app
+        self.config = config if config is not None else Config.from_options(**options)
+        self.handler: ErrorHandler = self._make_handler(self.config)
+
+    def _make_handler(self, config: Config) -> ErrorHandler:
+        return ErrorHandler(config)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        return self._serve(environ, start_response, EnvironHead(environ))
+
+    def _serve(self, environ: Environ, start_response: StartResponse,
+               head: EnvironHead) -> Iterable[bytes]:
+        exchange = _Exchange(self.handler, environ, head, start_response)
+        try:
+            result = self.app(environ, exchange.watch_start)
+        except Exception as exc:
+            if exchange.action is Action.PASS:
+                self.handler.log_exception(head, exc, exchange.status,
+                                           "exception after the response started")
+                raise
+            return exchange.error(exc)
+        return exchange.finish(result)
+
+
+class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
+    """Proxy-style authentication (407, or 401 in origin mode) plus the error envelope.
+
+    PEP 3333 servers treat ``Proxy-Authenticate`` as hop-by-hop: gunicorn drops it,
+    wsgiref refuses it. The 407 envelope always arrives; for the challenge to reach
+    clients too, serve the app through the ASGI shell (``proxygate serve``) or use
+    origin mode.
+    """
+
+    handler: Gate
+
+    def __init__(self, app: WSGIApp, *, config: Config | None = None, **options: Any) -> None:
+        super().__init__(app, config=config, **options)
+        if self.config.users is not None and self.handler.users.is_async:
+            raise TypeError("an async users callable needs proxygate.asgi.ProxyGateMiddleware")
+        gate = self.handler
+        self._credential_key = "HTTP_" + gate.credential_header.decode().upper().replace("-", "_")
+        self._strip_keys = tuple(
+            "HTTP_" + name.decode().upper().replace("-", "_")
+            for name in gate.strip_headers
+            if b"_" not in name  # the underscore spelling lands on the same key
+        )
+        if self.config.mode == "proxy":
+            logger.warning(
+                "proxygate WSGI proxy mode: WSGI servers treat Proxy-Authenticate as hop-by-hop "
+                "(gunicorn drops it, wsgiref refuses it), so the 407 challenge may not reach "
+                "clients. Serve the app through proxygate.asgi (proxygate serve) or use "
+                "mode='origin' for a complete challenge."
+            )
+
+    def _make_handler(self, config: Config) -> Gate:
+        return Gate(config)
+
+    @property
+    def gate(self) -> Gate:
+        return self.handler
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path and not path.startswith("/"):
+            _from_absolute_form(environ)
+        head = EnvironHead(environ)
+        gate = self.handler
+        decision = gate.decide(head)
+        if type(decision) is Check:
+            decision = decision.run()
+        if isinstance(decision, Deny):
+            return _respond(start_response, environ, decision.response)
+        assert isinstance(decision, Forward)
+        for key in self._strip_keys:
+            environ.pop(key, None)
+        identity = decision.identity
+        if identity is not None:
+            environ["REMOTE_USER"] = identity.username
+            environ["proxygate.user"] = identity
+        return self._serve(environ, start_response, head)
