@@ -38,6 +38,10 @@ class BasicCredentials:
         if parts is None:
             raise MalformedCredentials("not 'Basic <token68>'")
         token = parts[1]
+        if len(token) % 4:
+            # binascii's strict mode still accepts "=" after a complete quantum
+            # ("dXNlcjpwYXNz="): canonical base64 comes in whole 4-character groups.
+            raise MalformedCredentials("invalid base64")
         try:
             decoded = binascii.a2b_base64(token, strict_mode=True)
         except (binascii.Error, ValueError):
