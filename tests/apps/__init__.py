@@ -1,0 +1,1 @@
+"""Tiny ASGI and WSGI apps that real servers run in the server tests."""
