@@ -25,13 +25,15 @@ class VerificationCache(Generic[T]):
     password change or a removed user voids it at once. Only successes go in.
     """
 
-    def __init__(self, *, ttl: float, size: int) -> None:
+    def __init__(self, *, ttl: float, size: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if ttl < 0:
             raise ValueError("cache_ttl must be 0 (off) or a positive number of seconds")
         if size < 1:
             raise ValueError("cache_size must be at least 1")
         self.ttl = ttl
         self.size = size
+        self._clock = clock
         # Keyed BLAKE2b from a pre-keyed state: copy() + update() costs less than HMAC's
         # two passes, and this MAC is the largest single cost of a cached request.
         self._mac = hashlib.blake2b(key=secrets.token_bytes(32), digest_size=16)
@@ -58,16 +60,21 @@ class VerificationCache(Generic[T]):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[0] <= time.monotonic():
+        if entry[0] <= self._clock():
             self.discard(key)
             return None
+        with self._lock:
+            # Least recently *used*, not least recently added: a returning user's
+            # entry must outlive a flood of one-off credentials.
+            if key in self._entries:
+                self._entries.move_to_end(key)
         return entry[1], entry[2]
 
     def put(self, key: bytes, stored_hash: str, value: T) -> None:
         if not self.enabled:
             return
         with self._lock:
-            self._entries[key] = (time.monotonic() + self.ttl, stored_hash, value)
+            self._entries[key] = (self._clock() + self.ttl, stored_hash, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
