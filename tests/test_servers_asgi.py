@@ -1,0 +1,232 @@
+"""The ASGI shell under real servers: uvicorn (h11, httptools), hypercorn; curl, requests, httpx2."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import httpx2
+import pytest
+import requests
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from apps._options import ENV, SECRET
+from support.servers import PYTHON, RunningServer, child_env, fetch, run_server
+
+pytestmark = pytest.mark.server
+
+USER, PASSWORD = "alice", "open:sesame"  # a colon in the password on purpose
+REALM = "asgi-tests"
+CHALLENGE = f'Basic realm="{REALM}", charset="UTF-8"'
+
+SERVERS = {
+    "uvicorn-h11": [PYTHON, "-m", "uvicorn", "apps.asgi_app:gated", "--host", "127.0.0.1",
+                    "--port", "{port}", "--http", "h11", "--lifespan", "on",
+                    "--log-level", "warning"],
+    "uvicorn-httptools": [PYTHON, "-m", "uvicorn", "apps.asgi_app:gated", "--host", "127.0.0.1",
+                          "--port", "{port}", "--http", "httptools", "--lifespan", "on",
+                          "--log-level", "warning"],
+    "hypercorn": [PYTHON, "-m", "hypercorn", "apps.asgi_app:gated", "--bind", "127.0.0.1:{port}"],
+}
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+GOOD = {"Proxy-Authorization": basic(USER, PASSWORD)}
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    options = {"users": {USER: hashed}, "realm": REALM}
+    with run_server(SERVERS[request.param], env={ENV: json.dumps(options)}) as running:
+        yield running
+
+
+def assert_407(status: int, challenge: str | None, body: bytes) -> None:
+    assert status == 407
+    assert challenge == CHALLENGE
+    error = json.loads(body)["error"]
+    assert error["code"] == 407
+    assert error["message"] == "Proxy Authentication Required"
+
+
+# -- the gate ---------------------------------------------------------------------------
+
+
+def test_no_credentials_get_407_with_basic_challenge(server: RunningServer) -> None:
+    reply = fetch(server.url, "/")
+    assert_407(reply.status, reply.header("proxy-authenticate"), reply.body)
+    assert reply.header("content-type") == "application/json"
+
+
+def test_wrong_password_gets_the_same_407(server: RunningServer) -> None:
+    reply = fetch(server.url, "/", {"Proxy-Authorization": basic(USER, "wrong")})
+    assert_407(reply.status, reply.header("proxy-authenticate"), reply.body)
+
+
+def test_valid_credentials_reach_the_app_with_identity(server: RunningServer) -> None:
+    reply = fetch(server.url, "/hello?x=1", GOOD)
+    assert reply.status == 200
+    seen = reply.json()
+    assert (seen["user"], seen["path"], seen["query"]) == (USER, "/hello", "x=1")
+
+
+def test_proxy_credentials_and_proxy_connection_are_stripped(server: RunningServer) -> None:
+    headers = {**GOOD, "Proxy_Authorization": basic(USER, PASSWORD),
+               "Proxy-Connection": "keep-alive", "X-Kept": "yes"}
+    reply = fetch(server.url, "/", headers)
+    assert reply.status == 200
+    names = {name for name, _ in reply.json()["headers"]}
+    assert "x-kept" in names
+    assert not names & {"proxy-authorization", "proxy_authorization", "proxy-connection"}
+
+
+def test_lifespan_startup_passes_through_to_the_app(server: RunningServer) -> None:
+    assert fetch(server.url, "/", GOOD).json()["lifespan"] is True
+
+
+# -- the envelope -----------------------------------------------------------------------
+
+
+def test_exception_becomes_500_envelope_without_secret_or_traceback(server: RunningServer) -> None:
+    reply = fetch(server.url, "/boom", GOOD)
+    assert reply.status == 500
+    assert reply.json()["error"]["message"] == "Internal Server Error"
+    text = reply.body.decode()
+    for leak in (SECRET, "Traceback", "RuntimeError", "asgi_app.py"):
+        assert leak not in text
+
+
+def test_exception_traceback_is_logged_on_the_server(server: RunningServer) -> None:
+    request_id = "trace-me-123"
+    fetch(server.url, "/boom", {**GOOD, "X-Request-ID": request_id})
+    server.wait_for_output(f"request_id={request_id}")
+    assert "RuntimeError" in server.output()
+
+
+def test_html_404_becomes_json_envelope(server: RunningServer) -> None:
+    reply = fetch(server.url, "/html404", GOOD)
+    assert reply.status == 404
+    assert reply.header("content-type") == "application/json"
+    assert reply.json()["error"]["code"] == 404
+    assert b"<html" not in reply.body
+
+
+def test_head_error_has_no_body(server: RunningServer) -> None:
+    reply = fetch(server.url, "/html404", GOOD, method="HEAD")
+    assert (reply.status, reply.body) == (404, b"")
+
+
+def test_streamed_chunks_arrive_before_the_stream_ends(server: RunningServer,
+                                                       tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request("GET", f"/stream?gate={gate}", headers=GOOD)
+        response = connection.getresponse()
+        assert response.status == 200
+        # The app holds back its second chunk until the file exists: the first
+        # must already be here, or the shell buffered the stream.
+        assert response.read1(64) == b"first\n"
+        gate.touch()
+        assert response.read() == b"second\n"
+    finally:
+        connection.close()
+
+
+# -- websockets -------------------------------------------------------------------------
+
+
+def ws_url(server: RunningServer) -> str:
+    return server.url.replace("http://", "ws://") + "/ws"
+
+
+def test_websocket_without_credentials_is_refused_with_407_before_accept(
+        server: RunningServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(server), proxy=None, open_timeout=10)
+    response = refused.value.response
+    assert_407(response.status_code, response.headers.get("Proxy-Authenticate"), bytes(response.body))
+
+
+def test_websocket_with_credentials_reaches_the_app_with_identity(server: RunningServer) -> None:
+    with connect(ws_url(server), proxy=None, open_timeout=10, additional_headers=GOOD) as ws:
+        seen = json.loads(ws.recv(timeout=10))
+        ws.send("ping")
+        assert ws.recv(timeout=10) == "ping"
+    assert seen["user"] == USER
+    assert "proxy-authorization" not in {name for name, _ in seen["headers"]}
+
+
+# -- forward-proxy clients --------------------------------------------------------------
+
+needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
+
+
+def curl(server: RunningServer, *extra: str) -> tuple[int, dict[str, str], str]:
+    """curl through the gate as its HTTP proxy; (status, headers, body)."""
+    result = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", "-D", "-", "-x", server.url, *extra,
+         "http://example.internal/path?q=1"],
+        capture_output=True, env=child_env(), timeout=20, check=True,
+    )
+    head, _, body = result.stdout.decode("latin-1").partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+@needs_curl
+def test_curl_through_the_gate_reaches_the_app_with_path_query_host(server: RunningServer) -> None:
+    status, _, body = curl(server, "--proxy-user", f"{USER}:{PASSWORD}")
+    assert status == 200
+    seen = json.loads(body)
+    assert (seen["path"], seen["query"], seen["host"], seen["user"]) == (
+        "/path", "q=1", "example.internal", USER)
+
+
+@needs_curl
+def test_curl_without_proxy_user_gets_407_challenge(server: RunningServer) -> None:
+    status, headers, body = curl(server)
+    assert_407(status, headers.get("proxy-authenticate"), body.encode())
+
+
+@needs_curl
+def test_curl_with_wrong_password_gets_407(server: RunningServer) -> None:
+    status, headers, body = curl(server, "--proxy-user", f"{USER}:nope")
+    assert_407(status, headers.get("proxy-authenticate"), body.encode())
+
+
+def test_requests_with_proxy_url_credentials_reaches_the_app(server: RunningServer) -> None:
+    proxy = server.url.replace("http://", f"http://{USER}:{PASSWORD.replace(':', '%3A')}@")
+    with requests.Session() as session:
+        session.trust_env = False
+        response = session.get("http://example.internal/path?q=1",
+                               proxies={"http": proxy}, timeout=10)
+    assert response.status_code == 200
+    seen: dict[str, Any] = response.json()
+    assert (seen["path"], seen["query"], seen["user"]) == ("/path", "q=1", USER)
+
+
+def test_httpx2_with_proxy_reaches_the_app(server: RunningServer) -> None:
+    proxy = server.url.replace("http://", f"http://{USER}:{PASSWORD.replace(':', '%3A')}@")
+    with httpx2.Client(proxy=proxy, trust_env=False, timeout=10) as client:
+        response = client.get("http://example.internal/path?q=1")
+    assert response.status_code == 200
+    seen = response.json()
+    assert (seen["path"], seen["query"], seen["host"], seen["user"]) == (
+        "/path", "q=1", "example.internal", USER)
