@@ -202,8 +202,12 @@ class Gate(ErrorHandler):
             ttl=config.cache_ttl, size=config.cache_size
         )
         self.flight: SingleFlight[tuple[str | None]] = SingleFlight()
+        try:
+            store = make_throttle_store(config.throttle_store)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.throttle = Throttle(
-            make_throttle_store(config.throttle_store),
+            store,
             max_failures=config.max_failures,
             window=config.failure_window,
             max_failures_per_user=config.max_failures_per_user,
