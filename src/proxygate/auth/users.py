@@ -174,8 +174,10 @@ class HtpasswdUsers(_HashedUsers):
         try:
             stamp = _stamp(self.path.stat())
         except OSError as exc:
-            logger.error("users file %s is unreadable (%s); keeping the last good version",
-                         self.path, exc.strerror)
+            if self._stamp != _GONE:  # report once, not on every poll while it stays gone
+                logger.error("users file %s is unreadable (%s); keeping the last good version",
+                             self.path, exc.strerror)
+                self._stamp = _GONE
             return False
         if stamp == self._stamp:
             return False
@@ -225,6 +227,10 @@ class HtpasswdUsers(_HashedUsers):
 
 def _stamp(stat: os.stat_result) -> tuple[int, int, int, int]:
     return (stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_size)
+
+
+#: The stamp of a users file that cannot even be stat'ed: any real file differs from it.
+_GONE = (-1, -1, -1, -1)
 
 
 # Threads do not survive fork (gunicorn --preload): restart watchers in the child.
