@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from proxygate._http import reason_phrase
+from proxygate.errors.validation import redact_validation_errors
 
 __all__ = ["ExceptionMap", "MappedError"]
+
+Headers = tuple[tuple[bytes, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +22,7 @@ class MappedError:
     status: int
     message: str | None = None
     details: Any = None
-    headers: tuple[tuple[bytes, bytes], ...] = ()
+    headers: Headers = ()
 
 
 Spec = int | MappedError | tuple[int, str] | tuple[int, str, Any] | Mapping[str, Any]
@@ -41,9 +44,11 @@ def _resolve(name: str) -> type[BaseException]:
 def _to_mapped(spec: Spec, where: str) -> MappedError:
     if isinstance(spec, MappedError):
         mapped = spec
+    elif isinstance(spec, bool):
+        raise ValueError(f"{where}: expected a status, (status, message[, details]) or a mapping")
     elif isinstance(spec, int):
         mapped = MappedError(spec)
-    elif isinstance(spec, tuple):
+    elif isinstance(spec, tuple) and 1 <= len(spec) <= 3:
         mapped = MappedError(*spec)
     elif isinstance(spec, Mapping):
         unknown = set(spec) - {"status", "message", "details"}
@@ -52,17 +57,21 @@ def _to_mapped(spec: Spec, where: str) -> MappedError:
         mapped = MappedError(spec["status"], spec.get("message"), spec.get("details"))
     else:
         raise ValueError(f"{where}: expected a status, (status, message[, details]) or a mapping")
-    if not isinstance(mapped.status, int) or not 400 <= mapped.status <= 599:
+    if isinstance(mapped.status, bool) or not isinstance(mapped.status, int) \
+            or not 400 <= mapped.status <= 599:
         raise ValueError(f"{where}: status must be an error status from 400 to 599")
+    if mapped.message is not None and not isinstance(mapped.message, str):
+        raise ValueError(f"{where}: the public message must be a string")
     return mapped
 
 
 class ExceptionMap:
     """User-registered exception classes (subclasses match) plus exceptions that carry a status.
 
-    The most specific registered class wins (method resolution order). Nothing is
-    mapped by default beyond what an exception says of itself: ``PermissionError``
-    stays a 500 unless you register it.
+    The most specific registered class wins (method resolution order), and a
+    registration beats what an exception says of itself. Nothing is mapped by
+    default beyond what framework exceptions say of themselves:
+    ``PermissionError`` stays a 500 unless you register it.
     """
 
     def __init__(self, mapping: Mapping[type[BaseException] | str, Spec] | None = None) -> None:
@@ -77,48 +86,102 @@ class ExceptionMap:
         return bool(self._map)
 
     def lookup(self, exc: BaseException) -> MappedError | None:
-        for cls in type(exc).__mro__:
-            found = self._map.get(cls)
-            if found is not None:
-                return found
-        return _self_described(exc)
+        mro = type(exc).__mro__
+        if self._map:
+            for cls in mro:
+                found = self._map.get(cls)
+                if found is not None:
+                    return found
+        for cls in mro:
+            describe = _FRAMEWORK_EXCEPTIONS.get(f"{cls.__module__}.{cls.__qualname__}")
+            if describe is not None:
+                return describe(exc)
+        return None
 
 
-def _self_described(exc: BaseException) -> MappedError | None:
-    """Exceptions that carry their own HTTP status (Starlette, Werkzeug, Django), duck-typed."""
-    status = getattr(exc, "status_code", None)  # Starlette / FastAPI HTTPException
-    if status is None:
-        status = getattr(exc, "code", None)  # Werkzeug HTTPException
-        if status is not None and not hasattr(exc, "description"):
-            status = None
-    if isinstance(status, int) and 400 <= status <= 599:
-        detail = getattr(exc, "detail", None)
-        if detail is None:
-            detail = getattr(exc, "description", None)
-        headers: tuple[tuple[bytes, bytes], ...] = ()
-        raw_headers = getattr(exc, "headers", None)
-        if isinstance(raw_headers, Mapping):
-            headers = tuple(
-                (str(k).lower().encode("latin-1"), str(v).encode("latin-1"))
-                for k, v in raw_headers.items()
-            )
-        if status >= 500:
-            detail = None  # a 5xx never tells the client more than the reason phrase
-        elif isinstance(detail, str) and detail == reason_phrase(status):
-            detail = None
-        return MappedError(status, None, detail, headers)
-    # Django's exceptions, by name so that the core imports no framework.
-    for cls in type(exc).__mro__:
-        qualified = f"{cls.__module__}.{cls.__qualname__}"
-        if qualified in _DJANGO_STATUSES:
-            return MappedError(_DJANGO_STATUSES[qualified])
+# -- exceptions that carry their own status -------------------------------------------
+#
+# Recognised by the qualified names of their classes (subclasses included), so that the
+# core imports no framework and an unrelated exception that happens to have a
+# ``status_code`` attribute (an upstream API client's error, say) is not believed.
+
+
+def _header_pairs(items: Any) -> Headers:
+    pairs: list[tuple[bytes, bytes]] = []
+    for name, value in items:
+        key = str(name).lower()
+        if key in ("content-type", "content-length"):
+            continue
+        try:
+            pairs.append((key.encode("latin-1"), str(value).encode("latin-1")))
+        except UnicodeEncodeError:
+            continue
+    return tuple(pairs)
+
+
+def _public_detail(status: int, detail: Any) -> Any:
+    if status >= 500:
+        return None  # a 5xx never tells the client more than the reason phrase
+    if detail is None or (isinstance(detail, str) and detail in ("", reason_phrase(status))):
+        return None
+    if isinstance(detail, str | int | float | bool | list | dict):
+        return detail
+    return None  # an object we cannot vouch for never reaches the client
+
+
+def _status(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+        return value
     return None
 
 
-_DJANGO_STATUSES = {
-    "django.http.response.Http404": 404,
-    "django.core.exceptions.PermissionDenied": 403,
-    "django.core.exceptions.SuspiciousOperation": 400,
-    "django.core.exceptions.BadRequest": 400,
-    "django.http.request.RawPostDataException": 400,
+def _starlette(exc: BaseException) -> MappedError | None:
+    status = _status(getattr(exc, "status_code", None))
+    if status is None:
+        return None
+    raw = getattr(exc, "headers", None)
+    headers = _header_pairs(raw.items()) if isinstance(raw, Mapping) else ()
+    return MappedError(status, None, _public_detail(status, getattr(exc, "detail", None)), headers)
+
+
+def _werkzeug(exc: BaseException) -> MappedError | None:
+    status = _status(getattr(exc, "code", None))
+    if status is None:
+        return None
+    headers: Headers = ()
+    get_headers = getattr(exc, "get_headers", None)
+    if callable(get_headers):
+        try:
+            headers = _header_pairs(get_headers())
+        except Exception:  # a custom subclass's get_headers needing a request
+            headers = ()
+    detail = getattr(exc, "description", None)
+    return MappedError(status, None, _public_detail(status, detail), headers)
+
+
+def _request_validation(exc: BaseException) -> MappedError | None:
+    errors = getattr(exc, "errors", None)
+    try:
+        raw = errors() if callable(errors) else errors
+        details = redact_validation_errors(raw if isinstance(raw, list | tuple) else [])
+    except Exception:
+        details = []
+    return MappedError(422, None, details)
+
+
+def _fixed(status: int) -> Callable[[BaseException], MappedError]:
+    mapped = MappedError(status)
+    return lambda exc: mapped
+
+
+_FRAMEWORK_EXCEPTIONS: dict[str, Callable[[BaseException], MappedError | None]] = {
+    "starlette.exceptions.HTTPException": _starlette,
+    "werkzeug.exceptions.HTTPException": _werkzeug,
+    "fastapi.exceptions.RequestValidationError": _request_validation,
+    # Django's messages are for developers (its DEBUG pages); clients get the reason only.
+    "django.http.response.Http404": _fixed(404),
+    "django.core.exceptions.PermissionDenied": _fixed(403),
+    "django.core.exceptions.SuspiciousOperation": _fixed(400),
+    "django.core.exceptions.BadRequest": _fixed(400),
+    "django.http.request.RawPostDataException": _fixed(400),
 }

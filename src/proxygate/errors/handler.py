@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import logging
 import secrets
-import traceback
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from proxygate._http import reason_phrase
-from proxygate.config import Config
+from proxygate.config import Config, ConfigError
 from proxygate.errors.envelope import ErrorRenderer, ErrorResponse, fallback_500
 from proxygate.errors.exceptions import ExceptionMap
-from proxygate.errors.policy import Action, RewritePolicy, kept_headers, plain_text_details
+from proxygate.errors.metrics import ErrorMetrics, make_metrics
+from proxygate.errors.policy import (
+    Action,
+    RewritePolicy,
+    is_envelope,
+    kept_headers,
+    media_type,
+    plain_text_details,
+)
 
 __all__ = ["ErrorHandler", "HeadFromPairs", "RequestHead"]
 
@@ -21,6 +28,10 @@ error_log = logging.getLogger("proxygate.errors")
 Headers = list[tuple[bytes, bytes]]
 
 _SAFE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+#: Longest incoming request id believed; longer ones are replaced by a generated id.
+MAX_REQUEST_ID = 128
+#: Headers that describe the old body; a passed-through envelope loses them all the same.
+_BODY_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class RequestHead(Protocol):
@@ -51,6 +62,16 @@ class HeadFromPairs:
         return [value for key, value in self.headers if key == name]
 
 
+def _is_safe_id(value: bytes) -> bool:
+    if not 0 < len(value) <= MAX_REQUEST_ID:
+        return False
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    return all(ch in _SAFE_ID_CHARS for ch in text)
+
+
 class ErrorHandler:
     """Renders, rewrites and logs errors; built once from a :class:`Config`."""
 
@@ -72,6 +93,13 @@ class ErrorHandler:
             config.request_id_header.lower().encode("latin-1")
             if config.request_id_header else b"x-request-id"
         )
+        try:
+            #: Prometheus counters, or None (the default): shells test ``is not None``.
+            self.metrics: ErrorMetrics | None = make_metrics(
+                bool(getattr(config, "metrics", False))
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def request_id(self, head: RequestHead) -> str:
         """The incoming id when it is short and safe, else a new one; stable per request."""
@@ -79,24 +107,21 @@ class ErrorHandler:
         if found is not None:
             return found
         values = head.header_values(self.request_id_name)
-        if len(values) == 1 and 0 < len(values[0]) <= 128:
-            try:
-                candidate = values[0].decode("ascii")
-            except UnicodeDecodeError:
-                candidate = ""
-            if candidate and all(ch in _SAFE_ID_CHARS for ch in candidate):
-                head.request_id = candidate
-                return candidate
-        head.request_id = secrets.token_hex(16)
-        return head.request_id
+        if len(values) == 1 and _is_safe_id(values[0]):
+            found = values[0].decode("ascii")
+        else:
+            found = secrets.token_hex(16)
+        head.request_id = found
+        return found
 
     # -- error responses --------------------------------------------------------------
 
     def render(self, head: RequestHead, status: int, *, details: Any = None,
                message: str | None = None,
                headers: Iterable[tuple[bytes, bytes]] = ()) -> ErrorResponse:
-        accept = head.header_values(b"accept")
+        """The envelope for ``status`` in the format the client prefers; never raises."""
         try:
+            accept = head.header_values(b"accept")
             response = self.renderer.render(
                 status,
                 details=details,
@@ -109,13 +134,18 @@ class ErrorHandler:
         except Exception:
             error_log.exception("rendering the error envelope failed; sending the fixed 500")
             return fallback_500()
+        if self.metrics is not None:
+            self.metrics.rendered(status)
         if head.method == "HEAD":
             return response.without_body()
         return response
 
     def response_action(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> Action:
         """What to do with an app's response; shells ask only when ``status >= 400``."""
-        return self.policy.decide(status, headers)
+        action = self.policy.decide(status, headers)
+        if action is Action.PASS and self.metrics is not None and status >= 400:
+            self.metrics.error(status, "passed")
+        return action
 
     def with_challenge(self, status: int, headers: Headers) -> Headers:
         """An app's 401/407 gets the gate's challenge when it carries none."""
@@ -131,22 +161,66 @@ class ErrorHandler:
     def replace_response(self, head: RequestHead, status: int,
                          headers: Iterable[tuple[bytes, bytes]],
                          body: bytes | None = None) -> ErrorResponse:
-        """The envelope standing in for an app's error response."""
-        kept = self.with_challenge(status, kept_headers(headers))
-        details = None
-        if body is not None and status < 500:
-            details = plain_text_details(body)
-        return self.render(head, status, details=details, headers=kept)
+        """The envelope standing in for an app's error response; never raises.
+
+        ``body`` is what was buffered for an ``INSPECT`` decision (None when it ran past
+        ``max_error_body``). A body that is our envelope already goes out as it came.
+        """
+        try:
+            headers = list(headers)
+            content_type = b""
+            for name, value in headers:
+                if name.lower() == b"content-type":
+                    content_type = media_type(value)
+            if body is not None and content_type.endswith(b"json") and is_envelope(body, status):
+                return self._as_it_came(head, status, headers, body)
+            if self.metrics is not None:
+                self.metrics.error(status, "rewritten")
+            # Our own request id header goes out once, with the id the body carries.
+            kept = [pair for pair in kept_headers(headers) if pair[0] != self.request_id_name]
+            kept = self.with_challenge(status, kept)
+            details = None
+            if body is not None and status < 500 and content_type == b"text/plain":
+                details = plain_text_details(body)
+            return self.render(head, status, details=details, headers=kept)
+        except Exception:
+            error_log.exception("replacing an error response failed; sending the fixed 500")
+            return fallback_500()
+
+    def _as_it_came(self, head: RequestHead, status: int, headers: Headers,
+                    body: bytes) -> ErrorResponse:
+        if self.metrics is not None:
+            self.metrics.error(status, "passed")
+        out = [(name.lower(), value) for name, value in headers
+               if name.lower() not in _BODY_FRAMING]
+        if head.method == "HEAD":
+            return ErrorResponse(status, out, b"")
+        out.append((b"content-length", str(len(body)).encode("ascii")))
+        return ErrorResponse(status, out, body)
 
     def exception_response(self, head: RequestHead, exc: BaseException) -> ErrorResponse:
-        """The envelope for an exception raised before the response started, logged once."""
+        """The envelope for an exception raised before the response started; never raises.
+
+        Mapped 4xx are the client's doing and logged at DEBUG; everything else is
+        logged once at ERROR with its traceback.
+        """
+        try:
+            return self._exception_response(head, exc)
+        except Exception:
+            error_log.exception("rendering the error for an exception failed; sending the fixed 500")
+            return fallback_500()
+
+    def _exception_response(self, head: RequestHead, exc: BaseException) -> ErrorResponse:
         try:
             mapped = self.exceptions.lookup(exc)
         except Exception:
             mapped = None
+        if self.metrics is not None:
+            self.metrics.error(mapped.status if mapped is not None else 500, "exception")
         if mapped is not None and mapped.status < 500:
-            error_log.debug("%s %s mapped %s to %d", head.method, head.path,
-                            type(exc).__name__, mapped.status)
+            if error_log.isEnabledFor(logging.DEBUG):
+                error_log.debug("%s %s: %s mapped to %d (request_id=%s)", head.method, head.path,
+                                type(exc).__name__, mapped.status, self.request_id(head))
             headers = self.with_challenge(mapped.status, list(mapped.headers))
             return self.render(head, mapped.status, details=mapped.details,
                                message=mapped.message, headers=headers)
@@ -154,28 +228,28 @@ class ErrorHandler:
         self.log_exception(head, exc, status)
         details: Any = mapped.details if mapped is not None else None
         if self.config.debug:
-            details = {
-                "exception": type(exc).__name__,
-                "message": str(exc),
-                "traceback": traceback.format_exception(exc),
-            }
+            # proxygate's own flag, never a framework's: the type and message, no traceback
+            # (that is in the log, under the same request id).
+            details = {"exception": type(exc).__name__, "message": str(exc)}
         return self.render(head, status, details=details,
                            message=mapped.message if mapped is not None else None,
                            headers=mapped.headers if mapped is not None else ())
 
     def log_exception(self, head: RequestHead, exc: BaseException, status: int | None,
                       note: str = "unhandled exception") -> None:
+        """One ERROR record with the traceback, the request id, method, path and status."""
         request_id = self.request_id(head)
         error_log.error(
             "%s while serving %s %s (status %s, request_id=%s)",
             note, head.method, head.path, status if status is not None else "-", request_id,
             exc_info=exc,
-            extra={"proxygate": {"request_id": request_id, "method": head.method,
-                                 "path": head.path, "status": status}},
+            extra={
+                "request_id": request_id,
+                "proxygate": {"request_id": request_id, "method": head.method,
+                              "path": head.path, "status": status},
+            },
         )
 
     @staticmethod
     def reason(status: int) -> str:
         return reason_phrase(status)
-
-

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable
 
 __all__ = [
+    "DROPPED_HEADERS",
     "KEPT_HEADERS",
     "Action",
     "RewritePolicy",
+    "is_envelope",
     "kept_headers",
+    "media_type",
     "merge_vary",
     "plain_text_details",
 ]
 
-#: Headers of the app's response that the envelope keeps (lower-case).
+#: Headers of the app's response that the envelope keeps (lower-case). CORS
+#: (``access-control-*``) is kept by prefix; everything else goes with the old body.
 KEPT_HEADERS = frozenset(
     {
         b"allow",
@@ -30,14 +35,36 @@ KEPT_HEADERS = frozenset(
 )
 _KEPT_PREFIXES = (b"access-control-",)
 
+#: Headers that describe the old body and so must never travel with the envelope. Listed for
+#: the record and for tests: ``kept_headers`` drops everything not kept, these included.
+DROPPED_HEADERS = frozenset(
+    {
+        b"content-encoding",
+        b"etag",
+        b"content-range",
+        b"content-md5",
+        b"transfer-encoding",
+        b"content-length",
+        b"content-type",
+        b"last-modified",
+    }
+)
+
 
 class Action(enum.Enum):
     PASS = "pass"  # noqa: S105 -- send the app's response untouched
-    REPLACE = "replace"  # drop the app's body, send the envelope
-    INSPECT = "inspect"  # buffer a short body to see whether it can become details
+    REPLACE = "replace"  # drop the app's body unread, send the envelope
+    INSPECT = "inspect"  # buffer up to max_error_body to see whether it can become details
 
 
 class RewritePolicy:
+    """Decides from the status and headers alone, before any body byte is read.
+
+    Only error responses (``status >= 400``) are ever buffered, and only when the
+    body may matter: a short ``text/plain`` 4xx message (it may become ``details``)
+    or a JSON body that must be checked for being an envelope already.
+    """
+
     def __init__(self, *, pass_json_errors: bool = True, max_error_body: int = 65536) -> None:
         if max_error_body < 0:
             raise ValueError("max_error_body must be 0 or more bytes")
@@ -46,28 +73,56 @@ class RewritePolicy:
 
     def decide(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> Action:
         if status < 400:
-            return Action.PASS
+            return Action.PASS  # 1xx, 2xx, 3xx: never touched, never buffered
         content_type = b""
         encoded = False
         for name, value in headers:
             lowered = name.lower()
             if lowered == b"content-type":
-                content_type = value.partition(b";")[0].strip().lower()
+                content_type = media_type(value)
             elif lowered == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
                 encoded = True
-        if self.pass_json_errors and _is_json(content_type):
-            return Action.PASS
-        if encoded or status >= 500:
-            # Never parse compressed bodies; never carry a 5xx body anywhere.
-            return Action.REPLACE
-        if content_type == b"text/plain" and self.max_error_body > 0:
+        if content_type == b"application/problem+json":
+            return Action.PASS  # already RFC 9457: never wrapped twice
+        can_read = self.max_error_body > 0 and not encoded
+        if _is_json(content_type):
+            if self.pass_json_errors and status < 500:
+                return Action.PASS
+            # A 5xx JSON body (or any JSON when pass_json_errors is off) is replaced, unless it
+            # is our own envelope already; a compressed one is never parsed to find out.
+            return Action.INSPECT if can_read else Action.REPLACE
+        if status >= 500 or not can_read:
+            return Action.REPLACE  # 5xx text never reaches a client; compressed text is not parsed
+        if content_type == b"text/plain":
             return Action.INSPECT
-        return Action.REPLACE
+        return Action.REPLACE  # HTML and everything else: replaced unread
+
+
+def media_type(content_type: bytes) -> bytes:
+    """``text/plain; charset=utf-8`` -> ``text/plain``."""
+    return content_type.partition(b";")[0].strip().lower()
 
 
 def _is_json(content_type: bytes) -> bool:
     return content_type == b"application/json" or (
         content_type.startswith(b"application/") and content_type.endswith(b"+json")
+    )
+
+
+def is_envelope(body: bytes, status: int) -> bool:
+    """True when ``body`` is already ``{"error": {"code": status, "message": ..., ...}}``."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(parsed, dict) or set(parsed) != {"error"}:
+        return False
+    error = parsed["error"]
+    return (
+        isinstance(error, dict)
+        and error.get("code") == status
+        and isinstance(error.get("message"), str)
+        and "details" in error
     )
 
 
@@ -113,4 +168,3 @@ def merge_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         values.append(b"Accept")
     rest.append((b"vary", b", ".join(values)))
     return rest
-
