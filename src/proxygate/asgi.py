@@ -201,7 +201,11 @@ class ErrorEnvelopeMiddleware:
             await self.app(scope, watch_receive, watch_send)
         except Exception as exc:
             if state.client_gone:
-                raise  # the client went away: nothing to answer, nothing to report as a 500
+                # Nobody is left to answer, and a hang-up is not a server error: re-raising
+                # would have the server log it as one (and try a 500 on a closed socket).
+                logger.debug("%s %s: the client went away; the app then raised %s",
+                             head.method, head.path, type(exc).__name__, exc_info=exc)
+                return
             if state.complete:
                 handler.log_exception(head, exc, state.status,
                                       "exception after the error response was sent")
@@ -225,28 +229,50 @@ class ErrorEnvelopeMiddleware:
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send,
                                head: HeadFromPairs) -> None:
-        accepted = False
+        # What the app has told the server so far: nothing, accept, an HTTP answer, close.
+        stage = "new"
+        client_gone = False
+
+        async def watch_receive() -> Message:
+            nonlocal client_gone
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                client_gone = True
+            return message
 
         async def watch_send(message: Message) -> None:
-            nonlocal accepted
-            if message["type"] in ("websocket.accept", "websocket.http.response.start",
-                                   "websocket.close"):
-                accepted = True
+            nonlocal stage
+            kind = message["type"]
+            if stage == "new":
+                if kind == "websocket.accept":
+                    stage = "accepted"
+                elif kind == "websocket.http.response.start":
+                    stage = "responding"
+                elif kind == "websocket.close":
+                    stage = "closed"
+            elif kind == "websocket.close":
+                stage = "closed"
             await send(message)
 
         try:
-            await self.app(scope, receive, watch_send)
+            await self.app(scope, watch_receive, watch_send)
         except Exception as exc:
-            if accepted:
-                self.handler.log_exception(head, exc, None, "exception in a websocket")
+            if client_gone:
+                logger.debug("%s: the websocket client went away; the app then raised %s",
+                             head.path, type(exc).__name__, exc_info=exc)
+                return
+            if stage == "new":
+                await _deny_websocket(scope, send, self.handler.exception_response(head, exc), 1011)
+                return
+            self.handler.log_exception(head, exc, None, "exception in a websocket")
+            if stage == "responding":
+                raise  # an HTTP answer is half sent: only the server can cut it off
+            if stage == "accepted":
                 try:
                     await send({"type": "websocket.close", "code": 1011,
                                 "reason": "Internal Error"})
                 except Exception:
                     logger.debug("websocket already closed", exc_info=True)
-                return
-            response = self.handler.exception_response(head, exc)
-            await _deny_websocket(scope, send, response, 1011)
 
 
 class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
@@ -274,9 +300,12 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             scope = _from_absolute_form(scope)
         gate = self.handler
         head = _head(scope)
-        decision = gate.decide(head)
-        if type(decision) is Check:
-            decision = await self._check(decision)
+        try:
+            decision = gate.decide(head)
+            if type(decision) is Check:
+                decision = await self._check(decision)
+        except Exception as exc:  # a fault in the gate still answers in the envelope
+            decision = Deny(gate.exception_response(head, exc))
         if type(decision) is Deny:
             if kind == "http":
                 await _send_response(send, decision.response)
