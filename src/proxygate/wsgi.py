@@ -290,9 +290,12 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             _from_absolute_form(environ)
         head = EnvironHead(environ)
         gate = self.handler
-        decision = gate.decide(head)
-        if type(decision) is Check:
-            decision = decision.run()
+        try:
+            decision = gate.decide(head)
+            if type(decision) is Check:
+                decision = decision.run()
+        except Exception as exc:  # a fault in the gate still answers in the envelope
+            decision = Deny(gate.exception_response(head, exc))
         if isinstance(decision, Deny):
             return _respond(start_response, environ, decision.response)
         assert isinstance(decision, Forward)
