@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from apps._options import ENV, SECRET
-from support.servers import PYTHON, RunningServer, child_env, fetch, run_server
+from support.servers import PYTHON, RunningServer, child_env, fetch, run_server, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -145,6 +146,20 @@ def test_streamed_chunks_arrive_before_the_stream_ends(server: RunningServer,
         connection.close()
 
 
+def test_client_disconnect_is_not_reported_as_a_500(server: RunningServer, tmp_path: Path) -> None:
+    marker = tmp_path / "gone"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET /hangup?marker={marker} HTTP/1.1\r\nHost: x\r\n"
+                     f"Proxy-Authorization: {GOOD['Proxy-Authorization']}\r\n\r\n".encode())
+    wait_until(marker.exists, what="the app to see the disconnect")
+    # A request logged after the hang-up: once its line is out, any log of the hang-up is too.
+    fetch(server.url, "/boom", {**GOOD, "X-Request-ID": "after-hangup"})
+    server.wait_for_output("request_id=after-hangup")
+    before = server.output().split("request_id=after-hangup")[0]
+    assert "/hangup" not in before
+    assert "went away" not in before
+
+
 # -- websockets -------------------------------------------------------------------------
 
 
@@ -167,6 +182,15 @@ def test_websocket_with_credentials_reaches_the_app_with_identity(server: Runnin
         assert ws.recv(timeout=10) == "ping"
     assert seen["user"] == USER
     assert "proxy-authorization" not in {name for name, _ in seen["headers"]}
+
+
+def test_websocket_app_failing_before_accept_gets_500_envelope(server: RunningServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(server) + "-boom", proxy=None, open_timeout=10, additional_headers=GOOD)
+    response = refused.value.response
+    assert response.status_code == 500
+    assert json.loads(response.body)["error"]["message"] == "Internal Server Error"
+    assert SECRET.encode() not in response.body
 
 
 # -- forward-proxy clients --------------------------------------------------------------

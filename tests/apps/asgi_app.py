@@ -6,7 +6,9 @@ Routes:
   /html404           an HTML 404, as a framework would send
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
+  /hangup?marker=M   reads until the client disconnects, writes M, then raises OSError
   /ws (websocket)    accepts, sends the JSON of /, then echoes text until the client closes
+  /ws-boom (websocket) raises before accepting
 
 Run it with ``uvicorn apps.asgi_app:gated`` and the options in ``$PROXYGATE_TEST_GATE``.
 """
@@ -74,6 +76,8 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 async def _websocket(scope: Scope, receive: Receive, send: Send) -> None:
     await receive()  # websocket.connect
+    if scope["path"] == "/ws-boom":
+        raise RuntimeError(f"websocket password is {SECRET}")
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.send", "text": json.dumps(describe(scope))})
     while True:
@@ -108,6 +112,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _wait_for(_query(scope)["gate"])
         await send({"type": "http.response.body", "body": b"second\n", "more_body": False})
         return
+    if path == "/hangup":
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        Path(_query(scope)["marker"]).write_text("gone")
+        raise OSError("the client went away")
     if path == "/slow":
         query = _query(scope)
         Path(query["started"]).write_text(str(os.getpid()))
