@@ -1,0 +1,5 @@
+"""``python -m proxygate``: the same command as the ``proxygate`` console script."""
+
+from proxygate.cli import main
+
+raise SystemExit(main())
