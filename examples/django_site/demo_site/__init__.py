@@ -1,0 +1,1 @@
+"""The demo site: settings, URLs and views of examples/django_site."""

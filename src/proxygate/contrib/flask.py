@@ -1,0 +1,140 @@
+"""Flask: ``ProxyGate(app)`` or ``gate.init_app(app)``, options from ``PROXYGATE_*`` config keys.
+
+::
+
+    app = Flask(__name__)
+    app.config["PROXYGATE_USERS"] = "users.htpasswd"
+    ProxyGate(app)
+
+The extension wraps ``app.wsgi_app`` in :class:`proxygate.wsgi.ProxyGateMiddleware`,
+so every response Flask (or Werkzeug's routing) emits passes the same rewrite policy
+as any WSGI app; the user is ``flask.g.proxygate_user`` and ``request.remote_user``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException, default_exceptions
+
+from proxygate.config import Config, ConfigError, option_names
+from proxygate.gate import Gate, Identity
+from proxygate.wsgi import Environ, ProxyGateMiddleware, StartResponse
+
+__all__ = ["CONFIG_PREFIX", "ProxyAuthenticationRequired", "ProxyGate", "current_user"]
+
+CONFIG_PREFIX = "PROXYGATE_"
+
+
+class ProxyAuthenticationRequired(HTTPException):
+    """*407 Proxy Authentication Required*, which Werkzeug lacks: ``abort(407)`` raises it.
+
+    proxygate answers it with the envelope and the gate's ``Proxy-Authenticate`` challenge.
+    """
+
+    code = 407
+    description = "Send valid credentials in the Proxy-Authorization header."
+
+
+# werkzeug.exceptions.abort and every Flask app created from now on find it;
+# init_app registers it with apps that already exist.
+default_exceptions.setdefault(407, ProxyAuthenticationRequired)
+
+
+class _CarriedPastTheGate(BaseException):
+    """Carries a view's exception past the WSGI shell (which catches ``Exception``) in tests."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__()
+        self.exc = exc
+
+
+def current_user() -> Identity | None:
+    """The user proxygate authenticated for this request; None on exempt paths."""
+    user: Identity | None = g.get("proxygate_user")
+    return user
+
+
+def _load_user() -> None:
+    g.proxygate_user = request.environ.get("proxygate.user")
+
+
+class ProxyGate:
+    """The Flask extension. Constructor options are defaults; ``PROXYGATE_*`` config keys win.
+
+    ``ProxyGate(app, realm="internal")`` or, with an app factory,
+    ``gate = ProxyGate(); gate.init_app(app)``.
+    """
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        unknown = set(options) - option_names()
+        if unknown:
+            raise ConfigError(_unknown_message(sorted(unknown)[0], option_names(), prefix=""))
+        self.options = options
+        self._middlewares: weakref.WeakKeyDictionary[Flask, ProxyGateMiddleware] = (
+            weakref.WeakKeyDictionary()
+        )
+        if app is not None:
+            self.init_app(app)
+
+    def config_for(self, app: Flask) -> Config:
+        """The options for ``app``: constructor defaults, then its ``PROXYGATE_*`` keys."""
+        values = dict(self.options)
+        names = option_names()
+        for key, value in app.config.items():
+            if not key.startswith(CONFIG_PREFIX):
+                continue
+            name = key[len(CONFIG_PREFIX):].lower()
+            if name not in names:
+                raise ConfigError(_unknown_message(key, names, prefix=CONFIG_PREFIX))
+            values[name] = value
+        return Config.from_mapping(values, source="PROXYGATE_* config key")
+
+    def init_app(self, app: Flask) -> None:
+        middleware = ProxyGateMiddleware(_view_errors_reach_tests(app, app.wsgi_app),
+                                         config=self.config_for(app))
+
+        def wsgi_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+            try:
+                return middleware(environ, start_response)
+            except _CarriedPastTheGate as carried:
+                exc = carried.exc
+            raise exc
+
+        wsgi_app.proxygate = middleware  # type: ignore[attr-defined]
+        app.wsgi_app = wsgi_app  # type: ignore[method-assign]
+        app.before_request(_load_user)
+        app.aborter.mapping[407] = ProxyAuthenticationRequired
+        app.extensions["proxygate"] = self
+        self._middlewares[app] = middleware
+
+    def gate_for(self, app: Flask) -> Gate:
+        """The :class:`~proxygate.Gate` serving ``app``."""
+        return self._middlewares[app].gate
+
+
+def _view_errors_reach_tests(app: Flask, wsgi_app: Any) -> Any:
+    """With ``app.testing`` Flask re-raises view exceptions into the test: keep it so."""
+
+    def app_errors(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            result: Iterable[bytes] = wsgi_app(environ, start_response)
+        except Exception as exc:
+            if app.testing and app.config.get("PROPAGATE_EXCEPTIONS") is not False:
+                raise _CarriedPastTheGate(exc) from None
+            raise
+        return result
+
+    return app_errors
+
+
+def _unknown_message(key: str, names: frozenset[str], *, prefix: str) -> str:
+    candidates = sorted(prefix + name.upper() if prefix else name for name in names)
+    close = difflib.get_close_matches(key, candidates, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    where = "Flask config key" if prefix else "ProxyGate option"
+    return f"unknown {where} {key!r}{hint}"
