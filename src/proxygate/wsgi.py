@@ -141,12 +141,17 @@ class _Exchange:
         self.status = code
         if code < 400:
             self.action = Action.PASS
+            handler = self.handler
+            if handler.config.request_id_on_success and handler.renderer.request_id_header:
+                headers = [*headers, (handler.renderer.request_id_header.decode("latin-1"),
+                                      handler.request_id(self.head))]
             return self.start_response(status, headers, exc_info)
         raw = _as_bytes_headers(headers)
         self.action = action = self.handler.response_action(code, raw)
         if action is Action.PASS:
             patched = self.handler.with_challenge(code, raw)
-            if patched is not raw:
+            if patched is not raw or _refuses_hop_by_hop(self.environ):
+                # Under wsgiref the app's own Proxy-Authenticate would be refused too.
                 headers = _wsgi_headers(patched, self.environ)
             return self.start_response(status, headers, exc_info)
         self.headers = headers
@@ -166,7 +171,12 @@ class _Exchange:
         """What the server gets back: the app's iterable untouched, or the envelope."""
         action = self.action
         if action is Action.PASS:
-            return result
+            if type(result) is list or type(result) is tuple:
+                return result  # iterating it cannot raise
+            wrapper = self.environ.get("wsgi.file_wrapper")
+            if isinstance(wrapper, type) and isinstance(result, wrapper):
+                return result  # keep the server's sendfile path
+            return _Watched(self, result)
         if action is None:
             return self._late_start(result)
         try:
@@ -205,7 +215,12 @@ class _Exchange:
             if self.action is Action.PASS:
                 if first is not None:
                     yield first
-                yield from chunks
+                try:
+                    yield from chunks
+                except Exception as exc:
+                    self.handler.log_exception(self.head, exc, self.status,
+                                               "exception after the response started")
+                    raise
             elif self.action is None:
                 raise RuntimeError("the WSGI app returned without calling start_response")
             else:
@@ -217,6 +232,45 @@ class _Exchange:
     def error(self, exc: BaseException) -> list[bytes]:
         response = self.handler.exception_response(self.head, exc)
         return _respond(self.start_response, self.environ, response, sys.exc_info())  # type: ignore[arg-type]
+
+
+class _Watched:
+    """A passed-through body. An exception before its first chunk still becomes the envelope
+    (the server has sent nothing yet); after it, it is logged once and re-raised so the
+    server cuts the connection. ``close()`` always reaches the app's iterable."""
+
+    __slots__ = ("_chunks", "_exchange", "_result", "_started")
+
+    def __init__(self, exchange: _Exchange, result: Iterable[bytes]) -> None:
+        self._exchange = exchange
+        self._result = result
+        self._chunks: Iterator[bytes] | None = None
+        self._started = False
+
+    def __iter__(self) -> _Watched:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            if self._chunks is None:
+                self._chunks = iter(self._result)
+            chunk = next(self._chunks)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            exchange = self._exchange
+            if self._started:
+                exchange.handler.log_exception(exchange.head, exc, exchange.status,
+                                               "exception after the response started")
+                raise
+            self._started = True
+            self._chunks = iter(exchange.error(exc))
+            return next(self._chunks, b"")
+        self._started = True
+        return chunk
+
+    def close(self) -> None:
+        _close(self._result)
 
 
 class ErrorEnvelopeMiddleware:
@@ -239,10 +293,9 @@ class ErrorEnvelopeMiddleware:
         try:
             result = self.app(environ, exchange.watch_start)
         except Exception as exc:
-            if exchange.action is Action.PASS:
-                self.handler.log_exception(head, exc, exchange.status,
-                                           "exception after the response started")
-                raise
+            # Even after a 2xx start_response nothing was sent yet (the app returned no
+            # iterable): start_response with exc_info replaces it, or re-raises if write()
+            # already sent headers, after the one ERROR record.
             return exchange.error(exc)
         return exchange.finish(result)
 
