@@ -4,6 +4,7 @@ Routes (as in :mod:`apps.asgi_app`):
   /                  200 JSON: path, query, host, server_name, remote_user, headers (HTTP_* keys), pid
   /boom              raises an exception whose message holds ``SECRET``
   /html404           an HTML 404
+  /json407           the app's own JSON 407 with its own Proxy-Authenticate
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
 
@@ -69,6 +70,12 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         body = b"<!doctype html><html><body><h1>Not Found</h1><p>no such page</p></body></html>"
         start_response("404 Not Found", [("Content-Type", "text/html; charset=utf-8"),
                                          ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/json407":
+        body = b'{"error": "log in to the proxy"}'
+        start_response("407 Proxy Authentication Required", [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+            ("Proxy-Authenticate", 'Basic realm="app"')])
         return [body]
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
