@@ -88,7 +88,10 @@ class ErrorRenderer:
         html_template: str | None = None,
     ) -> None:
         self.request_id_in_body = request_id_in_body
-        self.request_id_header = request_id_header.encode("latin-1") if request_id_header else None
+        #: The request id header's name, lower-cased bytes as ASGI wants them; None: send none.
+        self.request_id_header = (
+            request_id_header.lower().encode("latin-1") if request_id_header else None
+        )
         self.html_errors = html_errors
         self._template = string.Template(html_template or DEFAULT_HTML_TEMPLATE)
         # Fail at construction, not on the first error, if the template is broken.
@@ -152,7 +155,7 @@ class ErrorRenderer:
         if status in (401, 407, 429):
             out.append((b"cache-control", b"no-store"))
         if request_id and self.request_id_header:
-            out.append((self.request_id_header.lower(), request_id.encode("latin-1")))
+            out.append((self.request_id_header, request_id.encode("latin-1")))
         extra = list(headers)
         if extra:
             out.extend(extra)
