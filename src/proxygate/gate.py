@@ -221,9 +221,13 @@ class Gate(ErrorHandler):
     # -- the request ------------------------------------------------------------------
 
     def is_exempt(self, path: str) -> bool:
-        return path in self._exempt_exact or (
-            bool(self._exempt_prefixes) and path.startswith(self._exempt_prefixes)
-        )
+        if path in self._exempt_exact:
+            return True
+        if not self._exempt_prefixes or not path.startswith(self._exempt_prefixes):
+            return False
+        # "/static/../admin" starts with "/static/" but means "/admin" to any app or
+        # router that resolves dot-segments: such paths are never exempt.
+        return "/." not in path or not any(seg in (".", "..") for seg in path.split("/"))
 
     def decide(self, head: RequestHead) -> Forward | Deny | Check:
         if self.is_exempt(head.path):
