@@ -17,7 +17,7 @@ from proxygate.auth.throttle import MemoryThrottleStore
 from proxygate.config import Config
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs
 from proxygate.wsgi import ProxyGateMiddleware as WsgiGate
-from support.asgi_driver import RecordingApp, Result, call_asgi
+from support.asgi_driver import RecordingApp, Result, call_asgi, call_websocket
 from support.wsgi_driver import RecordingWSGIApp, call_wsgi
 
 ALICE = hash_password("wonder:land", "bcrypt", rounds=4)
@@ -850,3 +850,45 @@ def test_decide_is_safe_from_many_threads() -> None:
         thread.join(30)
     assert errors == []
     assert len(outcomes) == 160 and all(outcomes)
+
+
+# -- websockets -------------------------------------------------------------------------------------
+
+
+def test_a_websocket_without_credentials_gets_a_real_407_before_accept() -> None:
+    app = RecordingApp()
+    messages = call_websocket(asgi_gate(app), "/ws")
+    assert [m["type"] for m in messages] == ["websocket.http.response.start",
+                                            "websocket.http.response.body"]
+    assert messages[0]["status"] == 407
+    assert (b"proxy-authenticate", CHALLENGE.encode()) in messages[0]["headers"]
+    assert json.loads(messages[1]["body"])["error"]["code"] == 407
+    assert not app.scopes
+
+
+def test_a_websocket_without_the_response_extension_is_closed_before_accept() -> None:
+    app = RecordingApp()
+    messages = call_websocket(asgi_gate(app), "/ws", http_response_extension=False)
+    assert [(m["type"], m.get("code")) for m in messages] == [("websocket.close", 1008)]
+    assert not app.scopes
+
+
+def test_a_websocket_in_origin_mode_gets_a_401() -> None:
+    messages = call_websocket(asgi_gate(mode="origin"), "/ws")
+    assert messages[0]["status"] == 401
+    assert (b"www-authenticate", CHALLENGE.encode()) in messages[0]["headers"]
+
+
+def test_a_websocket_with_valid_credentials_reaches_the_app_as_the_user() -> None:
+    app = RecordingApp()
+    messages = call_websocket(asgi_gate(app), "/ws", [("proxy-authorization", credential())])
+    assert [m["type"] for m in messages] == ["websocket.accept", "websocket.close"]
+    assert app.scope["user"].username == "alice"
+    assert app.header_values("proxy-authorization") == []
+
+
+def test_a_throttled_websocket_gets_a_429() -> None:
+    gate = asgi_gate(max_failures=1)
+    call_websocket(gate, "/ws", [("proxy-authorization", credential("alice", "wrong"))])
+    messages = call_websocket(gate, "/ws", [("proxy-authorization", credential())])
+    assert messages[0]["status"] == 429

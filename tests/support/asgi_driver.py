@@ -4,6 +4,7 @@
     assert result.status == 407 and result.header("proxy-authenticate")
 
 ``call_asgi`` runs its own event loop; inside a running loop use ``acall_asgi``.
+``call_websocket`` opens a websocket scope and returns every message the app sent.
 Header names are lower-cased the way ASGI servers pass them; values are bytes
 as given (str values are encoded as Latin-1). ``RecordingApp`` is an app that
 answers 200 and keeps the scope it saw, to check what reached it.
@@ -17,7 +18,16 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["HeadersIn", "RecordingApp", "Result", "acall_asgi", "call_asgi", "encode_headers"]
+__all__ = [
+    "HeadersIn",
+    "RecordingApp",
+    "Result",
+    "acall_asgi",
+    "acall_websocket",
+    "call_asgi",
+    "call_websocket",
+    "encode_headers",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -127,6 +137,40 @@ def call_asgi(app: ASGIApp, method: str = "GET", path: str = "/", headers: Heade
     return asyncio.run(acall_asgi(app, method, path, headers, **options))
 
 
+async def acall_websocket(app: ASGIApp, path: str = "/", headers: HeadersIn = None, *,
+                          http_response_extension: bool = True,
+                          client: tuple[str, int] | None = ("127.0.0.1", 50000),
+                          scope: Mapping[str, Any] | None = None) -> list[Message]:
+    """Open a websocket to ``app``: ``websocket.connect``, then a disconnect. The messages sent.
+
+    ``http_response_extension`` offers ``websocket.http.response``, so the app may
+    deny the handshake with a real HTTP response instead of a close.
+    """
+    extra: dict[str, Any] = {"extensions": {"websocket.http.response": {}}
+                             if http_response_extension else {}}
+    extra.update(scope or {})
+    full_scope = _scope("GET", path, headers, client, "websocket", extra)
+    incoming = [{"type": "websocket.connect"}]
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        if incoming:
+            return incoming.pop(0)
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: Message) -> None:
+        messages.append(dict(message))
+
+    await app(full_scope, receive, send)
+    return messages
+
+
+def call_websocket(app: ASGIApp, path: str = "/", headers: HeadersIn = None,
+                   **options: Any) -> list[Message]:
+    """:func:`acall_websocket` on a fresh event loop."""
+    return asyncio.run(acall_websocket(app, path, headers, **options))
+
+
 def _result(messages: list[Message]) -> Result:
     starts = [m for m in messages if m["type"] == "http.response.start"]
     assert len(starts) == 1, f"expected one http.response.start, got {len(starts)}: {messages}"
@@ -138,7 +182,10 @@ def _result(messages: list[Message]) -> Result:
 
 
 class RecordingApp:
-    """An ASGI app answering ``200 ok`` (or ``status``/``body``) that keeps the scopes it saw."""
+    """An ASGI app answering ``200 ok`` (or ``status``/``body``) that keeps the scopes it saw.
+
+    A websocket is accepted and closed normally.
+    """
 
     def __init__(self, status: int = 200, body: bytes = b"ok",
                  headers: Iterable[tuple[bytes, bytes]] = ((b"content-type", b"text/plain"),)
@@ -162,6 +209,11 @@ class RecordingApp:
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
         self.scopes.append(scope)
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1000})
+            return
         if scope["type"] != "http":
             return
         await send({"type": "http.response.start", "status": self.status,
