@@ -95,7 +95,13 @@ class ErrorRenderer:
         self.html_errors = html_errors
         self._template = string.Template(html_template or DEFAULT_HTML_TEMPLATE)
         # Fail at construction, not on the first error, if the template is broken.
-        self._template.substitute(code="", message="", details="", request_id="")
+        try:
+            self._template.substitute(code="", message="", details="", request_id="")
+        except (KeyError, ValueError) as exc:
+            raise ValueError(
+                f"html_template cannot be used ({type(exc).__name__}: {exc}); it may use only "
+                "$code, $message, $details and $request_id, and $$ for a dollar sign"
+            ) from None
         self.offers: tuple[str, ...] = (JSON, PROBLEM_JSON, HTML) if html_errors else (
             JSON,
             PROBLEM_JSON,

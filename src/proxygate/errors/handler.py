@@ -79,16 +79,19 @@ class ErrorHandler:
         self.config = config
         #: The gate's ``Basic realm=...`` challenge, added to app 401/407s that lack one.
         self.challenge = challenge
-        self.renderer = ErrorRenderer(
-            request_id_in_body=config.request_id_in_body,
-            request_id_header=config.request_id_header,
-            html_errors=config.html_errors,
-            html_template=config.html_template,
-        )
-        self.policy = RewritePolicy(
-            pass_json_errors=config.pass_json_errors, max_error_body=config.max_error_body
-        )
-        self.exceptions = ExceptionMap(config.exception_map)
+        try:
+            self.renderer = ErrorRenderer(
+                request_id_in_body=config.request_id_in_body,
+                request_id_header=config.request_id_header,
+                html_errors=config.html_errors,
+                html_template=config.html_template,
+            )
+            self.policy = RewritePolicy(
+                pass_json_errors=config.pass_json_errors, max_error_body=config.max_error_body
+            )
+            self.exceptions = ExceptionMap(config.exception_map)
+        except ValueError as exc:  # a bad template or exception_map fails here, clearly
+            raise ConfigError(str(exc)) from None
         self.request_id_name = (
             config.request_id_header.lower().encode("latin-1")
             if config.request_id_header else b"x-request-id"
@@ -198,19 +201,22 @@ class ErrorHandler:
         out.append((b"content-length", str(len(body)).encode("ascii")))
         return ErrorResponse(status, out, body)
 
-    def exception_response(self, head: RequestHead, exc: BaseException) -> ErrorResponse:
+    def exception_response(self, head: RequestHead, exc: BaseException, *,
+                           log: bool = True) -> ErrorResponse:
         """The envelope for an exception raised before the response started; never raises.
 
         Mapped 4xx are the client's doing and logged at DEBUG; everything else is
-        logged once at ERROR with its traceback.
+        logged once at ERROR with its traceback. ``log=False`` is for adapters whose
+        framework already logged the exception itself.
         """
         try:
-            return self._exception_response(head, exc)
+            return self._exception_response(head, exc, log)
         except Exception:
             error_log.exception("rendering the error for an exception failed; sending the fixed 500")
             return fallback_500()
 
-    def _exception_response(self, head: RequestHead, exc: BaseException) -> ErrorResponse:
+    def _exception_response(self, head: RequestHead, exc: BaseException,
+                            log: bool) -> ErrorResponse:
         try:
             mapped = self.exceptions.lookup(exc)
         except Exception:
@@ -225,7 +231,8 @@ class ErrorHandler:
             return self.render(head, mapped.status, details=mapped.details,
                                message=mapped.message, headers=headers)
         status = mapped.status if mapped is not None else 500
-        self.log_exception(head, exc, status)
+        if log:
+            self.log_exception(head, exc, status)
         details: Any = mapped.details if mapped is not None else None
         if self.config.debug:
             # proxygate's own flag, never a framework's: the type and message, no traceback
