@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,24 @@ def test_from_env_reads_prefixed_variables_with_their_types() -> None:
 def test_from_env_refuses_an_unknown_variable() -> None:
     with pytest.raises(ConfigError, match="PROXYGATE_RELAM"):
         Config.from_env({"PROXYGATE_USERS": "/x", "PROXYGATE_RELAM": "x"})
+
+
+def test_from_env_suggests_the_variable_meant() -> None:
+    with pytest.raises(ConfigError, match="did you mean PROXYGATE_REALM"):
+        Config.from_env({"PROXYGATE_USERS": "/x", "PROXYGATE_RELAM": "x"})
+
+
+def test_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("PROXYGATE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PROXYGATE_USERS", "/etc/users")
+    monkeypatch.setenv("PROXYGATE_REALM", "from-env")
+    assert Config.from_env().realm == "from-env"
+
+
+def test_from_env_overrides_win_over_variables() -> None:
+    built = Config.from_env({"PROXYGATE_USERS": "/x", "PROXYGATE_REALM": "env"}, realm="kw")
+    assert built.realm == "kw"
 
 
 def test_from_env_refuses_a_number_that_is_not_one() -> None:

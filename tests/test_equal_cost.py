@@ -75,11 +75,13 @@ def test_the_dummy_hash_follows_a_reloaded_file(tmp_path: Path) -> None:
 
 
 def test_an_unknown_user_is_verified_against_the_dummy(monkeypatch: pytest.MonkeyPatch) -> None:
-    import proxygate.auth.users as users_module
-
     users = MappingUsers({"alice": hash_password("pw", "bcrypt", rounds=4)})
     verified: list[str] = []
-    monkeypatch.setattr(users_module, "verify_password",
-                        lambda password, stored: bool(verified.append(stored)))
+
+    def recording(password: str, stored: str) -> bool:
+        verified.append(stored)
+        return False
+
+    monkeypatch.setattr("proxygate.auth.users.verify_password", recording)
     assert users.verify("nobody", "pw") is None
     assert verified == [users._dummy]

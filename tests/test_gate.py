@@ -574,12 +574,15 @@ def test_the_failure_before_the_limit_still_gets_the_challenge() -> None:
 
 
 def test_a_throttled_client_hashes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    import proxygate.auth.users as users_module
-
     gate = gate_for(max_failures=2)
     fail(gate, 2)
     calls: list[str] = []
-    monkeypatch.setattr(users_module, "verify_password", lambda p, s: bool(calls.append(s)))
+
+    def counting(password: str, stored: str) -> bool:
+        calls.append(stored)
+        return False
+
+    monkeypatch.setattr("proxygate.auth.users.verify_password", counting)
     decide(gate, auth(credential()))
     assert calls == []
 
@@ -758,7 +761,7 @@ SECRET = "S3cret-Pa55"
 
 
 def audit_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [r.proxygate for r in caplog.records  # type: ignore[attr-defined]
+    return [r.proxygate for r in caplog.records
             if r.name == "proxygate.auth" and hasattr(r, "proxygate")]
 
 

@@ -44,6 +44,10 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
+def has_hash(gate: Gate, user: str, stored: str) -> Callable[[], bool]:
+    return lambda: gate.users.current_hash(user) == stored
+
+
 def write_in_place(path: Path, text: str) -> None:
     """Rewrite the file keeping its inode, as an editor without backup files does."""
     with open(path, "r+", encoding="utf-8") as handle:
@@ -277,16 +281,14 @@ def test_a_sync_users_callable_runs_off_the_event_loop_thread() -> None:
 
 def test_a_hash_check_in_asgi_runs_off_the_event_loop_thread(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import proxygate.auth.users as users_module
-
     threads: list[threading.Thread] = []
-    real = users_module.verify_password
+    real = verify_password
 
     def spying(password: str, stored: str) -> bool:
         threads.append(threading.current_thread())
         return real(password, stored)
 
-    monkeypatch.setattr(users_module, "verify_password", spying)
+    monkeypatch.setattr("proxygate.auth.users.verify_password", spying)
     result = call_asgi(AsgiGate(RecordingApp(), users={"alice": ALICE}), "GET", "/",
                        [("proxy-authorization", credential("alice", "wonderland"))])
     assert result.status == 200
@@ -370,8 +372,7 @@ def test_valid_users_are_never_refused_while_the_file_is_replaced(users_file: Pa
         for number in range(8):
             stored = hash_password(f"pw{number}", "bcrypt", rounds=4)
             write_htpasswd_atomic(users_file, [f"alice:{ALICE}\n", f"user{number}:{stored}\n"])
-            wait_until(lambda name=f"user{number}", stored=stored:
-                       watched.users.current_hash(name) == stored)
+            wait_until(has_hash(watched, f"user{number}", stored))
     finally:
         stop.set()
         thread.join(10)

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-import proxygate.auth.users as users_module
 from proxygate.auth.basic import BasicCredentials
 from proxygate.auth.cache import SingleFlight, VerificationCache
-from proxygate.auth.hashing import hash_password
+from proxygate.auth.hashing import hash_password, verify_password
 from proxygate.config import Config
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs, Identity
 
@@ -59,13 +58,13 @@ class CountingVerifier:
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Count real password verifications of mapping and file sources (records the stored hash)."""
     calls: list[str] = []
-    real = users_module.verify_password
+    real = verify_password
 
     def counting(password: str, stored: str) -> bool:
         calls.append(stored)
         return real(password, stored)
 
-    monkeypatch.setattr(users_module, "verify_password", counting)
+    monkeypatch.setattr("proxygate.auth.users.verify_password", counting)
     yield calls
 
 

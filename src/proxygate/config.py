@@ -100,7 +100,9 @@ class Config:
                 continue
             name = key[len(prefix):].lower()
             if name not in option_names():
-                raise ConfigError(f"unknown environment variable {key}")
+                close = difflib.get_close_matches(name, sorted(option_names()), n=1)
+                hint = f"; did you mean {prefix}{close[0].upper()}?" if close else ""
+                raise ConfigError(f"unknown environment variable {key}{hint}")
             values[name] = _from_text(name, raw, str(types[name]))
         values.update(overrides)
         return cls.from_mapping(values)
