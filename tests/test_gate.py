@@ -895,3 +895,32 @@ def test_a_throttled_websocket_gets_a_429() -> None:
     call_websocket(gate, "/ws", [("proxy-authorization", credential("alice", "wrong"))])
     messages = call_websocket(gate, "/ws", [("proxy-authorization", credential())])
     assert messages[0]["status"] == 429
+
+
+# -- an app's own 401/407 ---------------------------------------------------------------------------
+
+
+def test_an_app_407_without_a_challenge_gets_the_gates_challenge_in_asgi() -> None:
+    app = RecordingApp(407, b'{"error": "nope"}', [(b"content-type", b"application/json")])
+    result = call_asgi(asgi_gate(app), "GET", "/", [("proxy-authorization", credential())])
+    assert (result.status, result.header("proxy-authenticate")) == (407, CHALLENGE)
+
+
+def test_an_app_401_without_a_challenge_gets_www_authenticate_in_asgi() -> None:
+    app = RecordingApp(401, b"<h1>no</h1>", [(b"content-type", b"text/html")])
+    result = call_asgi(asgi_gate(app), "GET", "/", [("proxy-authorization", credential())])
+    assert (result.status, result.header("www-authenticate")) == (401, CHALLENGE)
+    assert result.json()["error"]["code"] == 401
+
+
+def test_an_app_401_with_its_own_challenge_keeps_it_in_asgi() -> None:
+    app = RecordingApp(401, b"no", [(b"content-type", b"text/plain"),
+                                    (b"www-authenticate", b'Bearer realm="api"')])
+    result = call_asgi(asgi_gate(app), "GET", "/", [("proxy-authorization", credential())])
+    assert result.header_list("www-authenticate") == ['Bearer realm="api"']
+
+
+def test_an_app_401_without_a_challenge_gets_www_authenticate_in_wsgi() -> None:
+    app = RecordingWSGIApp("401 Unauthorized", b"no")
+    result = call_wsgi(wsgi_gate(app), "GET", "/", [("proxy-authorization", credential())])
+    assert (result.status, result.header("www-authenticate")) == (401, CHALLENGE)
