@@ -1,0 +1,204 @@
+"""End to end on 127.0.0.1: a real server, a real load generator (wrk), with and without proxygate.
+
+Both servers of a comparison start once, each on a free loopback port, and
+stay up; wrk then alternates between them, A B A B … A, so that whatever the
+machine's neighbours do during the run falls on both alike. Every wrk run
+sends the same request, credentials included, to either server. Servers are
+stopped by their process id.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cases import HERE, subprocess_env
+from drive import basic
+
+if TYPE_CHECKING:
+    from cases import CaseResult, Settings
+
+WRK = shutil.which("wrk")
+
+#: Server command lines; ``{port}`` and ``{app}`` are filled in. One worker
+#: each: on a 2-core machine the other core is wrk's.
+SERVERS = {
+    "uvicorn": {
+        "cmd": [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1",
+                "--port", "{port}", "--workers", "1", "--no-access-log", "--log-level",
+                "warning", "apps:{app}"],
+        "bare": "starlette_bare",
+        "proxygate": "starlette_proxygate",
+        "connections": 32,
+    },
+    "gunicorn": {
+        "cmd": [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers",
+                "1", "--log-level", "warning", "apps:{app}()"],
+        "bare": "flask_bare",
+        "proxygate": "flask_proxygate",
+        # The sync worker serves one connection at a time; more only queue.
+        "connections": 4,
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+@dataclass
+class Server:
+    label: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def start(server: str, label: str, log: Path) -> Server:
+    """Start ``server`` serving the ``label`` app; its output goes to ``log`` (a pipe could fill)."""
+    spec = SERVERS[server]
+    port = free_port()
+    cmd = [part.format(port=port, app=spec[label]) for part in spec["cmd"]]  # type: ignore[union-attr]
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, env=subprocess_env(), stdin=subprocess.DEVNULL,
+                                stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc)
+    except RuntimeError as exc:
+        proc.kill()
+        proc.wait(timeout=5)
+        raise RuntimeError(f"{server} ({label}): {exc}:\n{tail(log)}") from None
+    return Server(label, port, proc, log)
+
+
+def tail(log: Path, limit: int = 2000) -> str:
+    try:
+        return log.read_text(encoding="utf-8", errors="replace")[-limit:]
+    except OSError:
+        return ""
+
+
+_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_ERRORS = re.compile(r"Socket errors:.*")
+
+
+def wrk(url: str, *, seconds: float, connections: int, header: str) -> tuple[float, str]:
+    assert WRK is not None
+    cmd = [WRK, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-H", header, url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk exited {done.returncode}: {(done.stdout + done.stderr)[-1500:]}")
+    match = _RPS.search(done.stdout)
+    if match is None:
+        raise RuntimeError(f"wrk printed no Requests/sec: {done.stdout[-1000:]}")
+    bad = _NON_2XX.search(done.stdout)
+    if bad is not None:
+        raise RuntimeError(f"{url}: {bad.group(1)} responses were not 2xx/3xx; the comparison "
+                           f"would measure an error path:\n{done.stdout}")
+    errors = _ERRORS.search(done.stdout)
+    return float(match.group(1)), errors.group(0) if errors else ""
+
+
+def wrk_version() -> str:
+    if WRK is None:
+        return "not installed"
+    done = subprocess.run([WRK, "-v"], capture_output=True, text=True, check=False)
+    return (done.stdout + done.stderr).splitlines()[0].split(" Copyright")[0].strip()
+
+
+def compare(settings: Settings, result: CaseResult, *, server: str) -> None:
+    if WRK is None:
+        result.error = "skipped: wrk is not installed (apt-get install wrk)"
+        return
+    import apps
+
+    spec = SERVERS[server]
+    header = "Proxy-Authorization: " + basic(apps.USER, apps.PASSWORD)
+    connections = int(spec["connections"])  # type: ignore[call-overload]
+    # Server logs are scratch: never next to the committed results.
+    logs = (HERE / "out" if settings.out.resolve() == HERE else settings.out) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    servers = [start(server, "bare", logs / f"{server}-bare.log")]
+    runs: dict[str, list[float]] = {"bare": [], "proxygate": []}
+    errors: list[str] = []
+    try:
+        servers.append(start(server, "proxygate", logs / f"{server}-proxygate.log"))
+        bare, gated = servers
+        try:
+            # Warm both (imports, the credential cache, the CPU's frequency) before counting.
+            for s in servers:
+                wrk(s.url, seconds=1, connections=connections, header=header)
+            # A B A B … A: every B run sits between two A runs, and is compared
+            # with their mean, so drift that is linear over a pair cancels.
+            order = [bare, gated] * settings.e2e_pairs + [bare]
+            for s in order:
+                rps, err = wrk(s.url, seconds=settings.e2e_seconds, connections=connections,
+                               header=header)
+                runs[s.label].append(rps)
+                if err:
+                    errors.append(f"{s.label}: {err}")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\nserver log ({s.label}):\n{tail(s.log)}") from None
+    finally:
+        for s in servers:
+            s.stop()
+    a = runs["bare"]
+    ratios = [b / ((a[i] + a[i + 1]) / 2) for i, b in enumerate(runs["proxygate"])]
+    ratio = statistics.median(ratios)
+    result.anchor_cell = f"{statistics.median(runs['bare']):,.0f} req/s bare"
+    result.proxygate_cell = f"{statistics.median(runs['proxygate']):,.0f} req/s"
+    result.ratio_value = ratio
+    result.ratio_cell = f"{ratio:.3f} [{min(ratios):.3f}…{max(ratios):.3f}]"
+    result.raw.update(runs)
+    sequence = "A B " * len(runs["proxygate"]) + "A"
+    result.details.append(
+        f"`{server}`, one worker, `wrk -t1 -c{connections} -d{max(1, round(settings.e2e_seconds))}s` "
+        f"with the same Proxy-Authorization header to both; runs in the order {sequence} "
+        f"(A = bare, B = proxygate), after a 1 s warm-up of each."
+    )
+    result.details.append(
+        "Requests/s, bare: " + ", ".join(f"{r:,.0f}" for r in runs["bare"])
+        + "; proxygate: " + ", ".join(f"{r:,.0f}" for r in runs["proxygate"])
+        + ". Ratio = each B ÷ the mean of the A runs on either side of it; median [min…max]."
+    )
+    if errors:
+        result.details.append("wrk reported " + "; ".join(errors))

@@ -1,0 +1,57 @@
+"""The benchmark scripts still run: a smoke run writes a results table with every case in it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "benchmarks" / "run.py"
+
+CASE_IDS = (
+    "asgi-auth",
+    "asgi-denied",
+    "asgi-404",
+    "wsgi-flask",
+    "wsgi-django",
+    "bcrypt-returning",
+    "memory-failed-logins",
+    "e2e-uvicorn",
+    "e2e-gunicorn",
+)
+
+pytest.importorskip("flask_httpauth", reason="the bench dependency group is not installed")
+pytest.importorskip("django")
+pytest.importorskip("matplotlib")
+
+
+@pytest.mark.server
+@pytest.mark.timeout(90)
+def test_smoke_run_writes_a_row_for_every_case(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=80, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = (tmp_path / "results.md").read_text(encoding="utf-8")
+    rows = [line for line in results.splitlines() if line.startswith("| ")]
+    for case_id in CASE_IDS:
+        assert any(row.startswith(f"| {case_id}: ") for row in rows), f"no row for {case_id}"
+    assert "Smoke run" in results
+    assert (tmp_path / "added-cost.png").stat().st_size > 0
+
+
+def test_smoke_run_leaves_the_committed_results_alone(tmp_path: Path) -> None:
+    committed = ROOT / "benchmarks" / "results.md"
+    before = committed.read_bytes() if committed.exists() else None
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--smoke", "--only", "asgi-auth", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (tmp_path / "results.md").exists()
+    after = committed.read_bytes() if committed.exists() else None
+    assert before == after
