@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import secrets
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,6 +137,23 @@ def test_exception_becomes_500_envelope_without_secret(server: RunningServer) ->
     assert reply.json()["error"]["message"] == "Internal Server Error"
     for leak in (SECRET, "Traceback", "RuntimeError", "wsgi_app.py"):
         assert leak not in reply.body.decode()
+
+
+def test_exception_after_the_response_started_cuts_it_off(server: RunningServer) -> None:
+    request_id = f"late-{secrets.token_hex(4)}"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET /boom-late HTTP/1.1\r\nHost: x\r\nX-Request-ID: {request_id}\r\n"
+                     f"Proxy-Authorization: {GOOD['Proxy-Authorization']}\r\n\r\n".encode())
+        received = bytearray()
+        while chunk := sock.recv(65536):  # the server must close: no complete response is coming
+            received += chunk
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]
+    assert received.count(b"HTTP/1.") == 1  # never a second start
+    assert b"partial" in body
+    assert SECRET.encode() not in received
+    if b"transfer-encoding: chunked" in head.lower():
+        assert not body.endswith(b"0\r\n\r\n")  # a truncated stream, not a finished one
 
 
 def test_html_404_becomes_json_envelope(server: RunningServer) -> None:

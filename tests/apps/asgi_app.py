@@ -4,6 +4,7 @@ Routes:
   /                  200 JSON: path, query, host, user, headers (as the app got them), lifespan, pid
   /boom              raises an exception whose message holds ``SECRET``
   /html404           an HTML 404, as a framework would send
+  /boom-late         starts a 200, sends part of the body, then raises
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
   /hangup?marker=M   reads until the client disconnects, writes M, then raises OSError
@@ -98,6 +99,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     path = scope["path"]
     if path == "/boom":
         raise RuntimeError(f"database password is {SECRET}")
+    if path == "/boom-late":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError(f"late failure with {SECRET}")
     if path == "/html404":
         body = b"<!doctype html><html><body><h1>Not Found</h1><p>no such page</p></body></html>"
         await send({"type": "http.response.start", "status": 404,

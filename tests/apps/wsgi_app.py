@@ -4,6 +4,7 @@ Routes (as in :mod:`apps.asgi_app`):
   /                  200 JSON: path, query, host, server_name, remote_user, headers (HTTP_* keys), pid
   /boom              raises an exception whose message holds ``SECRET``
   /html404           an HTML 404
+  /boom-late         starts a 200, yields part of the body, then raises
   /json407           the app's own JSON 407 with its own Proxy-Authenticate
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
@@ -62,10 +63,18 @@ def _stream(gate: str) -> Iterator[bytes]:
     yield b"second\n"
 
 
+def _late_failure() -> Iterator[bytes]:
+    yield b"partial"
+    raise RuntimeError(f"late failure with {SECRET}")
+
+
 def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     path = environ.get("PATH_INFO", "")
     if path == "/boom":
         raise RuntimeError(f"database password is {SECRET}")
+    if path == "/boom-late":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _late_failure()
     if path == "/html404":
         body = b"<!doctype html><html><body><h1>Not Found</h1><p>no such page</p></body></html>"
         start_response("404 Not Found", [("Content-Type", "text/html; charset=utf-8"),
