@@ -299,5 +299,7 @@ class ProxyGateMiddleware:
             envelope = gate.replace_response(head, status, headers, body)
         replacement = _to_django(envelope, drop_challenge)
         replacement.cookies = response.cookies
+        # Django logged the original already; the handler must not log the stand-in again.
+        replacement._has_been_logged = getattr(response, "_has_been_logged", False)  # type: ignore[attr-defined]
         _release(response)
         return replacement
