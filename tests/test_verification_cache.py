@@ -291,6 +291,41 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.001)
 
 
+class CountingLock:
+    """SingleFlight's lock, counting how many critical sections have completed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.exits = 0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.exits += 1
+        self._lock.release()
+
+
+def run_concurrently(checks: list[Forward | Deny | Check], gate: Gate,
+                     release: threading.Event) -> list[Forward | Deny]:
+    """Run each check in its own thread; release the verifier once all joined the flight."""
+    lock = CountingLock()
+    gate.flight._lock = lock  # type: ignore[assignment]
+    results: list[Forward | Deny] = []
+    assert all(isinstance(check, Check) for check in checks)
+    threads = [threading.Thread(target=lambda c=c: results.append(c.run()))
+               for c in checks]
+    for thread in threads:
+        thread.start()
+    # Each run() registers as leader or follower in one critical section; the leader's
+    # second one (clean-up) cannot come before the release below.
+    wait_until(lambda: lock.exits == len(checks))
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    return results
+
+
 def test_concurrent_identical_misses_hash_once() -> None:
     release = threading.Event()
     verifier = CountingVerifier({"alice": "pw"})
@@ -300,30 +335,27 @@ def test_concurrent_identical_misses_hash_once() -> None:
         return verifier(username, password)
 
     gate = Gate(Config(users=slow))
-    entered = 0
-    entered_lock = threading.Lock()
-    real_run = gate.flight.run
-
-    def counting_run(key: bytes, work: Callable[[], tuple[str | None]]) -> tuple[str | None]:
-        nonlocal entered
-        with entered_lock:
-            entered += 1
-        return real_run(key, work)
-
-    gate.flight.run = counting_run  # type: ignore[method-assign]
-    results: list[Forward | Deny] = []
     checks = [gate.decide(head_with(credential("alice", "pw"))) for _ in range(8)]
-    assert all(isinstance(check, Check) for check in checks)
-    threads = [threading.Thread(target=lambda c=c: results.append(c.run())) for c in checks]
-    for thread in threads:
-        thread.start()
-    wait_until(lambda: entered == 8)
-    release.set()
-    for thread in threads:
-        thread.join(5)
+    results = run_concurrently(checks, gate, release)
     assert verifier.calls == 1
     assert len(results) == 8
     assert all(isinstance(result, Forward) for result in results)
+
+
+def test_concurrent_identical_wrong_passwords_hash_once_and_all_fail() -> None:
+    release = threading.Event()
+    verifier = CountingVerifier({"alice": "pw"})
+
+    def slow(username: str, password: str) -> bool:
+        release.wait(5)
+        return verifier(username, password)
+
+    gate = Gate(Config(users=slow, max_failures=0))
+    checks = [gate.decide(head_with(credential("alice", "nope"))) for _ in range(6)]
+    results = run_concurrently(checks, gate, release)
+    assert verifier.calls == 1
+    assert len(results) == 6
+    assert all(isinstance(result, Deny) for result in results)
 
 
 def test_single_flight_runs_different_keys_separately() -> None:
