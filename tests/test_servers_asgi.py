@@ -204,6 +204,22 @@ def test_websocket_with_credentials_reaches_the_app_with_identity(server: Runnin
     assert "proxy-authorization" not in {name for name, _ in seen["headers"]}
 
 
+@pytest.fixture(scope="module", params=["websockets-sansio", "wsproto"])
+def other_ws_server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    """uvicorn's other websocket protocols: each offers the websocket.http.response extension."""
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    command = [*SERVERS["uvicorn-h11"], "--ws", request.param]
+    with run_server(command, env={ENV: json.dumps({"users": {USER: hashed}, "realm": REALM})}) as s:
+        yield s
+
+
+def test_other_uvicorn_websocket_protocols_refuse_with_407_too(other_ws_server: RunningServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(other_ws_server), proxy=None, open_timeout=10)
+    response = refused.value.response
+    assert_407(response.status_code, response.headers.get("Proxy-Authenticate"), bytes(response.body))
+
+
 def test_websocket_app_failing_before_accept_gets_500_envelope(server: RunningServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
         connect(ws_url(server) + "-boom", proxy=None, open_timeout=10, additional_headers=GOOD)
