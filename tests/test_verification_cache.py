@@ -363,3 +363,39 @@ def test_single_flight_runs_different_keys_separately() -> None:
     assert flight.run(b"a", lambda: 1) == 1
     assert flight.run(b"b", lambda: 2) == 2
     assert len(flight) == 0
+
+
+def test_concurrent_identical_misses_in_asgi_hash_once() -> None:
+    import asyncio
+
+    from proxygate.asgi import ProxyGateMiddleware
+    from support.asgi_driver import RecordingApp, acall_asgi
+
+    release = threading.Event()
+    verifier = CountingVerifier({"alice": "pw"})
+
+    def slow(username: str, password: str) -> bool:
+        release.wait(5)
+        return verifier(username, password)
+
+    middleware = ProxyGateMiddleware(RecordingApp(), users=slow)
+    lock = CountingLock()
+    middleware.gate.flight._lock = lock  # type: ignore[assignment]
+
+    def release_when_all_joined() -> None:
+        wait_until(lambda: lock.exits == 6)
+        release.set()
+
+    releaser = threading.Thread(target=release_when_all_joined)
+    releaser.start()
+
+    async def six_requests() -> list[int]:
+        headers = [("proxy-authorization", credential("alice", "pw"))]
+        results = await asyncio.gather(*(acall_asgi(middleware, "GET", "/", headers)
+                                         for _ in range(6)))
+        return [result.status for result in results]
+
+    statuses = asyncio.run(six_requests())
+    releaser.join(5)
+    assert statuses == [200] * 6
+    assert verifier.calls == 1
