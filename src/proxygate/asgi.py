@@ -11,7 +11,7 @@ from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler, HeadFromPairs
 from proxygate.errors.policy import Action
-from proxygate.gate import AUTHENTICATED, Check, Deny, Forward, Gate, Identity, absolute_form
+from proxygate.gate import AUTHENTICATED, Check, Deny, Forward, Gate, absolute_form
 
 __all__ = ["ErrorEnvelopeMiddleware", "ProxyGateMiddleware"]
 
@@ -340,5 +340,3 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             return await asyncio.to_thread(check.conclude, matched)
         return check.conclude(matched)
 
-
-_ = Identity
