@@ -148,6 +148,18 @@ def test_out_of_range_or_mistyped_numbers_are_refused(name: str, value: object) 
         config(**{name: value})
 
 
+@pytest.mark.parametrize("name", ["cache_ttl", "reload_interval", "failure_window"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_duration_is_refused(name: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be a finite number"):
+        config(**{name: value})
+
+
+def test_a_nan_from_the_environment_is_refused() -> None:
+    with pytest.raises(ConfigError, match="cache_ttl"):
+        Config.from_env({"PROXYGATE_USERS": "/x", "PROXYGATE_CACHE_TTL": "nan"})
+
+
 def test_a_flag_that_is_not_a_bool_is_refused() -> None:
     with pytest.raises(ConfigError, match="keep_authorization"):
         config(keep_authorization="yes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -175,6 +176,9 @@ def _check_number(config: Config, name: str, *, minimum: float, whole: bool) -> 
     ):
         kind = "a whole number" if whole else "a number"
         raise ConfigError(f"{name} must be {kind}, not {value!r}")
+    if not math.isfinite(value):
+        # NaN compares false with everything: a NaN cache_ttl would never expire.
+        raise ConfigError(f"{name} must be a finite number, not {value!r}")
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value!r}")
 
