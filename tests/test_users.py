@@ -154,8 +154,9 @@ def test_an_empty_users_file_is_refused(tmp_path: Path) -> None:
 def test_a_users_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "users"
     path.write_bytes(b"j\xfcrgen:" + ALICE.encode() + b"\n")
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"users: not UTF-8 text") as caught:
         Gate(Config(users=str(path), reload_interval=0))
+    assert "0xfc" not in str(caught.value)
 
 
 def test_a_utf8_user_name_in_a_file_logs_in(tmp_path: Path) -> None:

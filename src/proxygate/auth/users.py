@@ -166,7 +166,11 @@ class HtpasswdUsers(_HashedUsers):
         with self.path.open("rb") as handle:
             before = os.fstat(handle.fileno())
             raw = handle.read()
-        text = raw.decode("utf-8")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # The codec's message quotes a byte of the file: say where instead.
+            raise HtpasswdError(f"{self.path}: not UTF-8 text") from None
         return before, parse_htpasswd(text, str(self.path))
 
     def check_for_changes(self) -> bool:
@@ -183,7 +187,7 @@ class HtpasswdUsers(_HashedUsers):
             return False
         try:
             stat, users = self._read()
-        except (OSError, UnicodeDecodeError, HtpasswdError) as exc:
+        except (OSError, HtpasswdError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             logger.error("users file %s changed but cannot be loaded (%s); keeping the last "
                          "good version", self.path, reason)
