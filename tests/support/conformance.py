@@ -43,7 +43,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -329,7 +329,7 @@ def _boom() -> None:
     raise RuntimeError(f"connection to postgres://admin:{SECRET}@db.internal failed")
 
 
-async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def asgi_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     """The route table above as a raw ASGI app."""
     if scope["type"] != "http":
         return
