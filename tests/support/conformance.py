@@ -22,6 +22,7 @@ any unknown path      the framework's (or an HTML) 404
 ``GET /text-500``     500 ``text/plain`` debug-page style text holding :data:`SECRET`
 ``GET /gzip-404``     404 gzip-compressed HTML with ``Content-Encoding: gzip``
 ``GET /json-409``     409 ``application/json`` ``{"detail": "already exists"}``
+``GET /fail-midway``  200 ``text/plain``: ``first\n``, then raises (message holds :data:`SECRET`)
 ``GET /headers-404``  404 HTML with ``Set-Cookie``, ``Retry-After``, ``Vary: Origin``,
                       ``Access-Control-Allow-Origin``, ``ETag``, ``Content-MD5``,
                       ``Cache-Control``
@@ -76,6 +77,8 @@ class Reply:
     #: Body chunks as they arrived; ``body`` is their concatenation.
     chunks: list[bytes] = field(default_factory=list)
     method: str = "GET"
+    #: The response broke off after it started (the exception reached the server).
+    broken: bool = False
 
     def header(self, name: str) -> str | None:
         values = self.header_all(name)
@@ -97,6 +100,8 @@ class Case:
     name: str
     request: Request
     check: Callable[[Reply], None]
+    #: The reply is expected to break off after its start.
+    broken: bool = False
 
     def __str__(self) -> str:
         return self.name
@@ -169,7 +174,12 @@ def call_asgi(app: Any, request: Request) -> Reply:
                 done.set()
 
     async def main() -> None:
-        await app(scope, receive, send)
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            if not reply.status:
+                raise
+            reply.broken = True  # a server would cut the connection here
 
     asyncio.run(main())
     reply.body = b"".join(reply.chunks)
@@ -234,6 +244,10 @@ def call_wsgi(app: Any, request: Request, *, result: WSGIResult | None = None) -
                 if release is not None and not release.exists():
                     release.touch()
         send_headers()
+    except Exception:
+        if not headers_sent:
+            raise
+        reply.broken = True  # a server would cut the connection here
     finally:
         close = getattr(iterable, "close", None)
         if close is not None:
@@ -261,7 +275,11 @@ def call_http(base_url: str, request: Request, *, timeout: float = 10.0) -> Repl
         response = connection.getresponse()
         reply = Reply(response.status, list(response.getheaders()), method=request.method)
         while True:
-            chunk = response.read1(65536)
+            try:
+                chunk = response.read1(65536)
+            except (http.client.IncompleteRead, ConnectionError):
+                reply.broken = True
+                break
             if not chunk:
                 break
             reply.chunks.append(chunk)
@@ -336,6 +354,11 @@ async def asgi_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> 
     path, query = scope["path"], scope.get("query_string", b"").decode()
     if path == "/boom":
         _boom()
+    if path == "/fail-midway":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"first\n", "more_body": True})
+        _boom()
     if path == "/stream":
         release = _release_file(query)
         await send({"type": "http.response.start", "status": 200,
@@ -366,6 +389,11 @@ def _stream(release: Path) -> Iterator[bytes]:
     yield b"second\n" if release.exists() else b"timeout\n"
 
 
+def _fail_midway() -> Iterator[bytes]:
+    yield b"first\n"
+    _boom()
+
+
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     """The route table above as a plain PEP 3333 app."""
     import http as _http
@@ -373,6 +401,9 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     path, query = environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", "")
     if path == "/boom":
         _boom()
+    if path == "/fail-midway":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _fail_midway()
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _stream(_release_file(query))
@@ -523,6 +554,11 @@ def _check_request_id_generated(reply: Reply) -> None:
     assert len(generated) == 32
 
 
+def _check_fail_midway(reply: Reply) -> None:
+    assert reply.status == 200
+    assert reply.body == b"first\n"  # no second start, no envelope appended to a success
+
+
 def _check_ok(reply: Reply) -> None:
     assert reply.status == 200
     assert reply.json() == {"ok": True}
@@ -557,12 +593,15 @@ CASES: list[Case] = [
          Request("GET", "/missing", (("X-Request-ID", "<script>alert(1)</script>"),)),
          _check_request_id_generated),
     Case("success_passes_untouched", Request("GET", "/ok"), _check_ok),
+    Case("exception_after_start_breaks_the_response_off",
+         Request("GET", "/fail-midway"), _check_fail_midway, broken=True),
 ]
 
 
 def run_case(target: Target, case: Case) -> Reply:
     """Send the case's request, run its check and the checks every reply must pass."""
     reply = target(case.request)
+    assert reply.broken == case.broken, "broken off" if reply.broken else "completed"
     _content_length_matches(reply)
     _no_secret(reply)
     case.check(reply)
