@@ -94,6 +94,11 @@ def test_identity_reaches_the_app_in_remote_user(server: RunningServer) -> None:
     assert reply.json()["remote_user"] == USER
 
 
+def test_client_header_cannot_spoof_remote_user(server: RunningServer) -> None:
+    reply = fetch(server.url, "/", {**GOOD, "Remote-User": "mallory", "Remote_User": "mallory"})
+    assert reply.json()["remote_user"] == USER
+
+
 def test_proxy_credentials_and_proxy_connection_are_stripped(server: RunningServer) -> None:
     reply = fetch(server.url, "/", {**GOOD, "Proxy-Connection": "keep-alive", "X-Kept": "1"})
     seen = set(reply.json()["headers"])
