@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
@@ -58,16 +59,29 @@ def _head(scope: Scope) -> HeadFromPairs:
 
 def _from_absolute_form(scope: Scope) -> Scope:
     """A forward-proxy client's ``GET http://host/path?q`` reaches the app as ``/path?q``
-    with ``Host`` taken from the target (RFC 9112 §3.2.2)."""
-    split = absolute_form(scope["path"])
+    with ``Host`` taken from the target (RFC 9112 §3.2.2).
+
+    The split works on the still-encoded ``raw_path`` where the server gives one, so an
+    encoded ``%3F`` stays part of the path instead of starting the query.
+    """
+    raw = scope.get("raw_path")
+    target = raw.decode("latin-1") if isinstance(raw, bytes) else scope["path"]
+    split = absolute_form(target)
     if split is None:
-        return scope
+        split = absolute_form(scope["path"])
+        if split is None:
+            return scope
+        raw = None
     host, path, query = split
     headers = [(n, v) for n, v in scope["headers"] if n != b"host"]
     headers.append((b"host", host.encode("latin-1", "replace")))
     scope = dict(scope)
-    scope["path"] = path
-    scope["raw_path"] = path.encode("latin-1", "replace")
+    if isinstance(raw, bytes):
+        scope["raw_path"] = path.encode("latin-1")
+        scope["path"] = unquote(path)
+    else:
+        scope["path"] = path
+        scope["raw_path"] = quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii")
     if query and not scope.get("query_string"):
         scope["query_string"] = query.encode("latin-1", "replace")
     scope["headers"] = headers

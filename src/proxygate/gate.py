@@ -241,15 +241,18 @@ class Gate(ErrorHandler):
             return Check(self, head, None, None, "malformed")
         value = values[0]
         cache = self.cache
-        key = None
+        # The key also names the single flight, so compute it even with the cache off.
+        key = cache.key(value)
         if cache.ttl > 0:
-            key = cache.key(value)
             hit = cache.get(key)
             if hit is not None:
                 stored, identity = hit
                 if self.users.current_hash(identity.username) == stored:
-                    if auth_log.isEnabledFor(logging.INFO):
-                        self.audit("success", "cached", identity.username, head)
+                    if auth_log.isEnabledFor(logging.DEBUG):
+                        # DEBUG, not INFO: a record per cached request would cost more
+                        # than the decision itself.
+                        self.audit("success", "cached", identity.username, head,
+                                   level=logging.DEBUG)
                     return Forward(identity)
                 cache.discard(key)
         try:
@@ -278,9 +281,12 @@ class Gate(ErrorHandler):
                 return hop
         return hops[0] if hops else peer
 
-    def audit(self, outcome: str, reason: str, username: str | None, head: RequestHead) -> None:
-        level = logging.WARNING if outcome in ("failure", "throttled") and reason != "missing" \
-            else logging.INFO
+    def audit(self, outcome: str, reason: str, username: str | None, head: RequestHead,
+              *, level: int | None = None) -> None:
+        """One structured record per decision on ``proxygate.auth``; never a secret in it."""
+        if level is None:
+            failed = outcome in ("failure", "throttled") and reason != "missing"
+            level = logging.WARNING if failed else logging.INFO
         if not auth_log.isEnabledFor(level):
             return
         record = {

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
@@ -70,11 +71,21 @@ _KEYS = {
 
 
 def _from_absolute_form(environ: Environ) -> None:
-    """``GET http://host/path?q`` from a forward-proxy client reaches the app as ``/path?q``."""
-    split = absolute_form(environ.get("PATH_INFO", ""))
-    if split is None:
-        return
-    host, path, query = split
+    """``GET http://host/path?q`` from a forward-proxy client reaches the app as ``/path?q``.
+
+    Split the raw request URI where the server keeps one (gunicorn's ``RAW_URI``, others'
+    ``REQUEST_URI``), so an encoded ``%3F`` stays in the path; ``PATH_INFO`` is decoded.
+    """
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    split = absolute_form(raw) if isinstance(raw, str) else None
+    if split is not None:
+        host, raw_path, query = split
+        path = unquote_to_bytes(raw_path).decode("latin-1")  # PEP 3333: bytes as latin-1
+    else:
+        split = absolute_form(environ.get("PATH_INFO", ""))
+        if split is None:
+            return
+        host, path, query = split
     environ["PATH_INFO"] = path
     if query and not environ.get("QUERY_STRING"):
         environ["QUERY_STRING"] = query

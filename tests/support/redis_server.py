@@ -119,14 +119,14 @@ def _bundled_binary() -> str | None:
 
 
 def _find_binary() -> str:
-    configured = os.environ.get("PROXYGATE_REDIS_SERVER")
+    configured = os.environ.get("REDIS_SERVER_BINARY")
     binary = configured or shutil.which("redis-server") or _bundled_binary()
     if binary is None or not os.access(binary, os.X_OK):
         pytest.fail(
             "redis-server is needed for the Redis store tests and was not found"
             + (f" at {configured!r}" if configured else " on PATH")
             + ". Install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install "
-            "redis) or point PROXYGATE_REDIS_SERVER at the binary.",
+            "redis) or point REDIS_SERVER_BINARY at the binary.",
             pytrace=False,
         )
     return binary
