@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from support.asgi_driver import RecordingApp, call_asgi
-from support.wsgi_driver import RecordingWSGIApp, call_wsgi
-
 from proxygate import asgi, wsgi
 from proxygate.auth.hashing import hash_password
+from support.asgi_driver import RecordingApp, call_asgi
+from support.wsgi_driver import RecordingWSGIApp, call_wsgi
 
 USERS = {"alice": hash_password("pw", "apr_md5_crypt")}
 CREDENTIALS = ("Proxy-Authorization", "Basic " + base64.b64encode(b"alice:pw").decode())
