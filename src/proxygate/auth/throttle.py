@@ -85,6 +85,10 @@ class MemoryThrottleStore:
                 self._entries.popitem(last=False)
 
 
+#: Seconds between repeated error reports while a throttle store is down.
+_REPORT_EVERY = 30.0
+
+
 class _Clock(Protocol):
     def __call__(self) -> float: ...
 
@@ -104,6 +108,26 @@ class Throttle:
         self.max_failures = max_failures
         self.window = window
         self.max_failures_per_user = max_failures_per_user
+        self._failing_since: float | None = None
+        self._last_report = -_REPORT_EVERY
+
+    def _store_failed(self, what: str) -> None:
+        """Fail open, and say so: the first error with its traceback, then one line every
+        ``_REPORT_EVERY`` seconds while the store stays down, not one per request."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._last_report >= _REPORT_EVERY:
+            self._last_report = now
+            logger.error("throttle store unavailable for %.0f s; %s (throttling fails open)",
+                         now - self._failing_since, what, exc_info=True)
+
+    def _store_ok(self) -> None:
+        if self._failing_since is not None:
+            logger.warning("throttle store reachable again after %.0f s",
+                           time.monotonic() - self._failing_since)
+            self._failing_since = None
+            self._last_report = -_REPORT_EVERY
 
     def retry_after(self, client: str | None, username: str | None) -> float:
         """Seconds the caller must wait; 0.0 when it may try. Store errors let it try."""
@@ -120,11 +144,13 @@ class Throttle:
                         "u:" + username, limit=self.max_failures_per_user, window=self.window
                     ),
                 )
-            return wait
         except Exception:
             # Fail open for throttling only: authentication itself goes on.
-            logger.error("throttle store unavailable; not throttling this request", exc_info=True)
+            self._store_failed("not throttling this request")
             return 0.0
+        if self._failing_since is not None:
+            self._store_ok()
+        return wait
 
     def record_failure(self, client: str | None, username: str | None) -> None:
         try:
@@ -135,4 +161,7 @@ class Throttle:
                     "u:" + username, limit=self.max_failures_per_user, window=self.window
                 )
         except Exception:
-            logger.error("throttle store unavailable; failure not counted", exc_info=True)
+            self._store_failed("failure not counted")
+            return
+        if self._failing_since is not None:
+            self._store_ok()
