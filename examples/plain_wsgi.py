@@ -5,8 +5,10 @@ Run it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)
     gunicorn --chdir examples plain_wsgi:application --bind 127.0.0.1:8000
     curl -x http://127.0.0.1:8000 --proxy-user demo:demo-password http://127.0.0.1:8000/whoami
 
-or ``python examples/plain_wsgi.py`` for the standard library's server. Set
-``DEMO_USERS_FILE`` to use another htpasswd file (``proxygate users add FILE NAME``).
+Set ``DEMO_USERS_FILE`` to use another htpasswd file (``proxygate users add FILE NAME``).
+Not with the standard library's ``wsgiref`` server: it files a ``proxy_authorization``
+header under the same environ key as ``Proxy-Authorization``, so the app could not
+tell a smuggled credential from a real one. gunicorn drops underscore headers.
 """
 
 from __future__ import annotations
@@ -69,10 +71,3 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
 
 application = ProxyGateMiddleware(app, users=USERS, realm="examples", exempt_paths=["/healthz"])
 
-
-if __name__ == "__main__":
-    from wsgiref.simple_server import make_server
-
-    with make_server("127.0.0.1", 8000, application) as server:
-        print("serving on http://127.0.0.1:8000 (user demo, password demo-password)")
-        server.serve_forever()

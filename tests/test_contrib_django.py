@@ -419,6 +419,21 @@ for name, credentials in [("good", basic("carol", "correct horse")),
     response = Client(headers={"Proxy-Authorization": credentials}).get("/me")
     results[name] = {"status": response.status_code,
                      "body": json.loads(response.content)}
+
+import asyncio
+from django.test import AsyncClient
+
+async def through_asgi(**headers):
+    response = await AsyncClient().get("/me", headers=headers)
+    return {"status": response.status_code, "body": json.loads(response.content)}
+
+carol = basic("carol", "correct horse")
+results["good_async"] = asyncio.run(through_asgi(**{"Proxy-Authorization": carol}))
+spoof = {"Proxy-Authorization": carol, "Remote-User": "erin"}
+User.objects.create_user("erin", password="unknown to carol")
+results["spoof_async"] = asyncio.run(through_asgi(**spoof))
+response = Client(headers=spoof).get("/me")
+results["spoof_sync"] = {"status": response.status_code, "body": json.loads(response.content)}
 print(json.dumps(results))
 '''
 
@@ -455,6 +470,17 @@ def test_users_django_accepts_a_django_account(auth_project: dict[str, Any]) -> 
 def test_remote_user_backend_logs_the_proxy_user_into_django(
         auth_project: dict[str, Any]) -> None:
     assert auth_project["good"]["body"] == {"username": "carol", "authenticated": True}
+
+
+def test_users_django_works_in_an_async_stack(auth_project: dict[str, Any]) -> None:
+    assert auth_project["good_async"] == {"status": 200,
+                                          "body": {"username": "carol", "authenticated": True}}
+
+
+@pytest.mark.parametrize("stack", ["sync", "async"])
+def test_a_remote_user_header_cannot_choose_the_django_user(auth_project: dict[str, Any],
+                                                            stack: str) -> None:
+    assert auth_project[f"spoof_{stack}"]["body"] == {"username": "carol", "authenticated": True}
 
 
 def test_users_django_refuses_a_wrong_password(auth_project: dict[str, Any]) -> None:

@@ -269,8 +269,11 @@ class ProxyGateMiddleware:
                                                   if pair[0] not in strip]}
         identity = decision.identity
         request.proxygate_user = identity  # type: ignore[attr-defined]
+        # Django's async RemoteUserMiddleware reads HTTP_REMOTE_USER, a key any client
+        # fills by sending a Remote-User header: the gate owns that key as well.
+        meta.pop("HTTP_REMOTE_USER", None)
         if identity is not None:
-            meta["REMOTE_USER"] = identity.username
+            meta["REMOTE_USER"] = meta["HTTP_REMOTE_USER"] = identity.username
 
     def _normalize(self, request: HttpRequest, head: RequestHead,
                    response: HttpResponseBase) -> HttpResponseBase:
