@@ -28,7 +28,6 @@ from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from proxygate.config import Config, ConfigError
-from proxygate.contrib._errors import envelope_for_exception
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import HeadFromPairs, RequestHead
 from proxygate.errors.policy import Action
@@ -292,7 +291,7 @@ class ProxyGateMiddleware:
             return response
         exc = request.__dict__.pop(_EXCEPTION_ATTR, None)
         if exc is not None and status >= 500:
-            envelope = envelope_for_exception(gate, head, exc)
+            envelope = gate.exception_response(head, exc, log=False)
         else:
             body = None
             if action is Action.INSPECT and isinstance(response, HttpResponse):

@@ -27,7 +27,6 @@ from starlette.responses import Response
 from proxygate._http import reason_phrase
 from proxygate.asgi import ErrorEnvelopeMiddleware, ProxyGateMiddleware
 from proxygate.config import Config
-from proxygate.contrib._errors import envelope_for_exception
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler, HeadFromPairs
 from proxygate.errors.validation import redact_validation_errors
@@ -73,10 +72,10 @@ def install_error_handlers(app: Starlette, *, config: Config | None = None,
         status = getattr(exc, "status_code", 500)
         if isinstance(status, int) and status < 400:  # 204/304 raised as exceptions: no envelope
             return Response(status_code=status, headers=getattr(exc, "headers", None))
-        return _response(envelope_for_exception(handler, _head(request), exc))
+        return _response(handler.exception_response(_head(request), exc, log=False))
 
     async def unhandled(request: Request, exc: Exception) -> Response:
-        return _response(envelope_for_exception(handler, _head(request), exc))
+        return _response(handler.exception_response(_head(request), exc, log=False))
 
     app.add_exception_handler(HTTPException, http_exception)
     app.add_exception_handler(Exception, unhandled)
