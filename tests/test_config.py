@@ -27,9 +27,13 @@ def config(**options: Any) -> Config:
 # -- users ----------------------------------------------------------------------------------------
 
 
-def test_leaving_out_users_is_a_config_error() -> None:
+def test_leaving_out_users_is_a_config_error_for_the_gate() -> None:
     with pytest.raises(ConfigError, match="users is required"):
-        Config.from_options(realm="x")
+        Gate(Config.from_options(realm="x"))
+
+
+def test_the_error_only_config_needs_no_users() -> None:
+    assert Config.from_options(debug=True).users is None
 
 
 def test_leaving_out_users_fails_the_asgi_middleware() -> None:

@@ -11,6 +11,7 @@ from urllib.parse import quote, unquote
 from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler, HeadFromPairs
+from proxygate.errors.metrics import ErrorMetrics
 from proxygate.errors.policy import Action
 from proxygate.gate import AUTHENTICATED, Check, Deny, Forward, Gate, absolute_form
 
@@ -88,7 +89,10 @@ def _from_absolute_form(scope: Scope) -> Scope:
     return scope
 
 
-async def _send_response(send: Send, response: ErrorResponse) -> None:
+async def _send_response(send: Send, response: ErrorResponse,
+                         metrics: ErrorMetrics | None = None) -> None:
+    if metrics is not None:
+        metrics.response(response.status)
     await send({"type": "http.response.start", "status": response.status,
                 "headers": response.headers})
     await send({"type": "http.response.body", "body": response.body})
@@ -103,6 +107,18 @@ async def _deny_websocket(scope: Scope, send: Send, response: ErrorResponse,
         await send({"type": "websocket.http.response.body", "body": response.body})
     else:
         await send({"type": "websocket.close", "code": close_code})
+
+
+def _with_request_id(message: Message, handler: ErrorHandler, head: HeadFromPairs) -> Message:
+    """A success start carrying the request id, unless the app already set one."""
+    name = handler.renderer.request_id_header or b"x-request-id"
+    headers = list(message.get("headers", ()))
+    if any(key.lower() == name for key, _ in headers):
+        return message
+    headers.append((name, handler.request_id(head).encode("latin-1")))
+    message = dict(message)
+    message["headers"] = headers
+    return message
 
 
 class _ResponseState:
@@ -150,6 +166,7 @@ class ErrorEnvelopeMiddleware:
         handler = self.handler
         state = _ResponseState()
         id_on_success = self._id_on_success
+        metrics = handler.metrics
 
         async def watch_receive() -> Message:
             message = await receive()
@@ -176,21 +193,20 @@ class ErrorEnvelopeMiddleware:
                 status = message["status"]
                 state.status = status
                 if status < 400:
+                    if metrics is not None:
+                        metrics.response(status)
                     state.action = Action.PASS
                     state.started = True
                     if id_on_success:
-                        message = dict(message)
-                        message["headers"] = [
-                            *message.get("headers", ()),
-                            (handler.renderer.request_id_header or b"x-request-id",
-                             handler.request_id(head).encode("latin-1")),
-                        ]
+                        message = _with_request_id(message, handler, head)
                     await forward(message)
                     return
                 headers = list(message.get("headers", ()))
                 state.headers = headers
                 state.action = action = handler.response_action(status, headers)
                 if action is Action.PASS:
+                    if metrics is not None:
+                        metrics.response(status)
                     patched = handler.with_challenge(status, headers)
                     if patched is not headers:
                         message = dict(message)
@@ -228,7 +244,7 @@ class ErrorEnvelopeMiddleware:
                 handler.log_exception(head, exc, state.status,
                                       "exception after the response started")
                 raise
-            await _send_response(send, handler.exception_response(head, exc))
+            await _send_response(send, handler.exception_response(head, exc), metrics)
             return
         if state.action is Action.INSPECT and not state.complete:
             await self._replace(state, forward, head, bytes(state.buffer))
@@ -237,7 +253,7 @@ class ErrorEnvelopeMiddleware:
                        body: bytes | None) -> None:
         response = self.handler.replace_response(head, state.status, state.headers, body)
         state.started = True
-        await _send_response(send, response)
+        await _send_response(send, response, self.handler.metrics)
         state.complete = True
         state.buffer = bytearray()
 
@@ -322,7 +338,7 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             decision = Deny(gate.exception_response(head, exc))
         if type(decision) is Deny:
             if kind == "http":
-                await _send_response(send, decision.response)
+                await _send_response(send, decision.response, gate.metrics)
             else:
                 await _deny_websocket(scope, send, decision.response, 1008)
             return

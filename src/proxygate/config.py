@@ -51,6 +51,9 @@ class Config:
     html_template: str | None = None
     pass_json_errors: bool = True
     max_error_body: int = 65_536
+    #: Count responses, normalized errors and authentication outcomes in Prometheus
+    #: (extra ``prometheus``).
+    metrics: bool = False
     exception_map: Mapping[Any, Any] | None = None
     # Filled in by validation: parsed networks for trusted_proxies.
     _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
@@ -183,13 +186,16 @@ def _check_number(config: Config, name: str, *, minimum: float, whole: bool) -> 
         raise ConfigError(f"{name} must be at least {minimum}, not {value!r}")
 
 
+USERS_REQUIRED = (
+    "users is required: pass a path to an htpasswd file, a mapping of user name to "
+    "password hash, or a callable (username, password) -> bool. Leaving it out "
+    "would be an open gate."
+)
+
+
 def _validate(config: Config) -> None:
-    if config.users is None:
-        raise ConfigError(
-            "users is required: pass a path to an htpasswd file, a mapping of user name to "
-            "password hash, or a callable (username, password) -> bool. Leaving it out "
-            "would be an open gate."
-        )
+    # ``users`` may be left out here: the error-only middleware needs none. The gate
+    # refuses to start without it (see Gate.__init__), so no gate is ever open.
     if config.mode not in ("proxy", "origin"):
         raise ConfigError(f"mode must be 'proxy' or 'origin', not {config.mode!r}")
     if not isinstance(config.realm, str) or not config.realm:
@@ -233,6 +239,6 @@ def _validate(config: Config) -> None:
     ):
         raise ConfigError(f"request_id_header {header!r} is not a valid header name")
     for name in ("keep_authorization", "debug", "request_id_in_body", "request_id_on_success",
-                 "html_errors", "pass_json_errors"):
+                 "html_errors", "pass_json_errors", "metrics"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name} must be True or False")

@@ -12,7 +12,7 @@ from proxygate.auth.cache import SingleFlight, VerificationCache
 from proxygate.auth.stores import make_throttle_store
 from proxygate.auth.throttle import Throttle
 from proxygate.auth.users import UserSource, make_user_source
-from proxygate.config import Config, ConfigError
+from proxygate.config import USERS_REQUIRED, Config, ConfigError
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler, HeadFromPairs, RequestHead
 
@@ -127,6 +127,8 @@ class Check:
         if wait <= 0:
             return None
         gate.audit("throttled", "throttled", self.username, self._head)
+        if gate.metrics is not None:
+            gate.metrics.error(429, "denied")
         seconds = max(1, math.ceil(wait))
         return Deny(gate.render(self._head, 429, details=(
             f"Too many failed authentication attempts; retry after {seconds} seconds."
@@ -178,6 +180,8 @@ class Gate(ErrorHandler):
     """Everything proxygate decides, built once from a :class:`Config`."""
 
     def __init__(self, config: Config) -> None:
+        if config.users is None:
+            raise ConfigError(USERS_REQUIRED)
         proxy = config.mode == "proxy"
         challenge = BasicChallenge(config.realm).to_header()
         super().__init__(config, challenge=challenge)
@@ -248,7 +252,7 @@ class Gate(ErrorHandler):
             if hit is not None:
                 stored, identity = hit
                 if self.users.current_hash(identity.username) == stored:
-                    if auth_log.isEnabledFor(logging.DEBUG):
+                    if self.metrics is not None or auth_log.isEnabledFor(logging.DEBUG):
                         # DEBUG, not INFO: a record per cached request would cost more
                         # than the decision itself.
                         self.audit("success", "cached", identity.username, head,
@@ -265,6 +269,8 @@ class Gate(ErrorHandler):
         return Check(self, head, credentials, key)
 
     def challenge_response(self, head: RequestHead) -> Deny:
+        if self.metrics is not None:
+            self.metrics.error(self.status, "denied")
         return Deny(self.render(head, self.status, headers=self._challenge_pair))
 
     # -- identity of the request ------------------------------------------------------
@@ -284,6 +290,8 @@ class Gate(ErrorHandler):
     def audit(self, outcome: str, reason: str, username: str | None, head: RequestHead,
               *, level: int | None = None) -> None:
         """One structured record per decision on ``proxygate.auth``; never a secret in it."""
+        if self.metrics is not None:
+            self.metrics.auth(outcome, reason)
         if level is None:
             failed = outcome in ("failure", "throttled") and reason != "missing"
             level = logging.WARNING if failed else logging.INFO

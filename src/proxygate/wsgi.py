@@ -12,6 +12,7 @@ from urllib.parse import unquote_to_bytes
 from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler
+from proxygate.errors.metrics import ErrorMetrics
 from proxygate.errors.policy import Action
 from proxygate.gate import Check, Deny, Forward, Gate, absolute_form
 
@@ -117,7 +118,9 @@ def _as_bytes_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, b
 
 
 def _respond(start_response: StartResponse, environ: Environ, response: ErrorResponse,
-             exc_info: ExcInfo | None = None) -> list[bytes]:
+             exc_info: ExcInfo | None = None, metrics: ErrorMetrics | None = None) -> list[bytes]:
+    if metrics is not None:
+        metrics.response(response.status)
     start_response(_status_line(response.status), _wsgi_headers(response.headers, environ),
                    exc_info)
     return [response.body] if response.body else []
@@ -150,16 +153,22 @@ class _Exchange:
         if exc_info is not None and self.action is Action.PASS:
             raise exc_info[1].with_traceback(exc_info[2])  # PEP 3333: too late to change
         self.status = code
+        handler = self.handler
+        if handler.metrics is not None and code < 400:
+            handler.metrics.response(code)
         if code < 400:
             self.action = Action.PASS
-            handler = self.handler
-            if handler.config.request_id_on_success and handler.renderer.request_id_header:
-                headers = [*headers, (handler.renderer.request_id_header.decode("latin-1"),
-                                      handler.request_id(self.head))]
+            name = handler.renderer.request_id_header
+            if handler.config.request_id_on_success and name:
+                text = name.decode("latin-1")
+                if not any(key.lower() == text for key, _ in headers):
+                    headers = [*headers, (text, handler.request_id(self.head))]
             return self.start_response(status, headers, exc_info)
         raw = _as_bytes_headers(headers)
         self.action = action = self.handler.response_action(code, raw)
         if action is Action.PASS:
+            if handler.metrics is not None:
+                handler.metrics.response(code)
             patched = self.handler.with_challenge(code, raw)
             if patched is not raw or _refuses_hop_by_hop(self.environ):
                 # Under wsgiref the app's own Proxy-Authenticate would be refused too.
@@ -176,7 +185,8 @@ class _Exchange:
         response = self.handler.replace_response(
             self.head, self.status, _as_bytes_headers(self.headers), body
         )
-        return _respond(self.start_response, self.environ, response)
+        return _respond(self.start_response, self.environ, response,
+                        metrics=self.handler.metrics)
 
     def finish(self, result: Iterable[bytes]) -> Iterable[bytes]:
         """What the server gets back: the app's iterable untouched, or the envelope."""
@@ -242,7 +252,8 @@ class _Exchange:
 
     def error(self, exc: BaseException) -> list[bytes]:
         response = self.handler.exception_response(self.head, exc)
-        return _respond(self.start_response, self.environ, response, sys.exc_info())  # type: ignore[arg-type]
+        return _respond(self.start_response, self.environ, response,
+                        sys.exc_info(), self.handler.metrics)  # type: ignore[arg-type]
 
 
 class _Watched:
@@ -361,7 +372,7 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
         except Exception as exc:  # a fault in the gate still answers in the envelope
             decision = Deny(gate.exception_response(head, exc))
         if isinstance(decision, Deny):
-            return _respond(start_response, environ, decision.response)
+            return _respond(start_response, environ, decision.response, metrics=gate.metrics)
         assert isinstance(decision, Forward)
         for key in self._strip_keys:
             environ.pop(key, None)
