@@ -199,7 +199,7 @@ class _Exchange:
                 return result  # keep the server's sendfile path
             return _Watched(self, result)
         if action is None:
-            return self._late_start(result)
+            return _Closing(self._late_start(result), result)
         try:
             return self._replace(result, iter(result))
         finally:
@@ -219,41 +219,63 @@ class _Exchange:
         return self.replacement(body)
 
     def _late_start(self, result: Iterable[bytes]) -> Iterator[bytes]:
-        """Apps that call start_response from inside their iterator (generators)."""
+        """Apps that call start_response from inside their iterator (generators).
+
+        The caller wraps this generator in :class:`_Closing`, which closes the app's
+        iterable even when the server closes before iterating at all.
+        """
         chunks = iter(result)
         try:
-            try:
+            first = next(chunks)
+            while not first and self.action is None:
                 first = next(chunks)
-                while not first and self.action is None:
-                    first = next(chunks)
-            except StopIteration:
-                first = None
+        except StopIteration:
+            first = None
+        except Exception as exc:
+            if self.action is None:
+                yield from self.error(exc)
+                return
+            raise
+        if self.action is Action.PASS:
+            if first is not None:
+                yield first
+            try:
+                yield from chunks
             except Exception as exc:
-                if self.action is None:
-                    yield from self.error(exc)
-                    return
+                self.handler.log_exception(self.head, exc, self.status,
+                                           "exception after the response started")
                 raise
-            if self.action is Action.PASS:
-                if first is not None:
-                    yield first
-                try:
-                    yield from chunks
-                except Exception as exc:
-                    self.handler.log_exception(self.head, exc, self.status,
-                                               "exception after the response started")
-                    raise
-            elif self.action is None:
-                raise RuntimeError("the WSGI app returned without calling start_response")
-            else:
-                rest = [first] if first else []
-                yield from self._replace(result, iter([*rest, *chunks]))
-        finally:
-            _close(result)
+        elif self.action is None:
+            raise RuntimeError("the WSGI app returned without calling start_response")
+        else:
+            rest = [first] if first else []
+            yield from self._replace(result, iter([*rest, *chunks]))
 
     def error(self, exc: BaseException) -> list[bytes]:
         response = self.handler.exception_response(self.head, exc)
         return _respond(self.start_response, self.environ, response,
                         sys.exc_info(), self.handler.metrics)  # type: ignore[arg-type]
+
+
+class _Closing:
+    """An iterator whose ``close()`` also reaches the app's iterable, exactly once."""
+
+    __slots__ = ("_chunks", "_result")
+
+    def __init__(self, chunks: Iterator[bytes], result: Iterable[bytes] | None) -> None:
+        self._chunks = chunks
+        self._result = result
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        result, self._result = self._result, None
+        try:
+            _close(self._chunks)
+        finally:
+            if result is not None:
+                _close(result)
 
 
 class _Watched:
