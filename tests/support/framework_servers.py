@@ -9,6 +9,7 @@ which configures the example site (tests vary it with ``override_settings``).
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
@@ -47,6 +48,7 @@ def demo_users_file() -> Path:
         partial = _USERS_FILE.with_suffix(".partial")
         partial.write_text(line)
         partial.replace(_USERS_FILE)
+        atexit.register(_USERS_FILE.unlink, missing_ok=True)
     os.environ["DEMO_USERS_FILE"] = str(_USERS_FILE)
     return _USERS_FILE
 
