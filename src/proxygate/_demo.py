@@ -27,7 +27,7 @@ class DemoError(RuntimeError):
 async def demo_app(scope: Scope, receive: Receive, send: Send) -> None:
     """The demo: JSON echo of identity and request line, a failing route, a health check."""
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await answer_lifespan(receive, send)
         return
     if scope["type"] != "http":
         await send({"type": "websocket.close", "code": 1000})
@@ -63,7 +63,8 @@ async def _json(send: Send, payload: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def answer_lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge startup and shutdown: an app with nothing to start or stop."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from proxygate._demo import answer_lifespan
 from proxygate.auth.hashing import (
     ALLOWED_SCHEMES,
     DEFAULT_SCHEME,
@@ -596,7 +597,7 @@ class _WSGIBehindGate:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await _no_lifespan(receive, send)
+            await answer_lifespan(receive, send)  # WSGI has no startup or shutdown
             return
         if scope["type"] != "http":
             await send({"type": "websocket.close", "code": 1000})
@@ -614,14 +615,3 @@ class _WSGIBehindGate:
             # Already UTF-8 bytes decoded as latin-1: PEP 3333's native strings.
             environ["REMOTE_USER"] = identity
         return self._app(environ, start_response)
-
-
-async def _no_lifespan(receive: Any, send: Any) -> None:
-    """WSGI has no startup or shutdown: acknowledge both so the server goes on."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -35,23 +35,12 @@ def parse_htpasswd(text: str, source: str = "<htpasswd>") -> dict[str, str]:
     characters; a user listed twice is an error, not a silent override.
     """
     users: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        where = f"{source}, line {number}"
-        user, sep, stored = line.partition(":")
-        if not sep or not user or not stored:
-            raise HtpasswdError(f"{where}: expected 'user:hash'")
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in user):
-            raise HtpasswdError(f"{where}: the user name contains a control character")
-        if user in users:
-            raise HtpasswdError(f"{where}: user {user!r} is listed twice")
+    for user, entry in index_htpasswd_lines(text.splitlines(), source).items():
         try:
-            check_hash(stored)
+            check_hash(entry.stored)
         except HashFormatError as exc:
-            raise HtpasswdError(f"{where} (user {user!r}): {exc}") from None
-        users[user] = stored
+            raise HtpasswdError(f"{source}, line {entry.index + 1} (user {user!r}): {exc}") from None
+        users[user] = entry.stored
     return users
 
 
