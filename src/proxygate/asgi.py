@@ -15,7 +15,7 @@ from proxygate.errors.metrics import ErrorMetrics
 from proxygate.errors.policy import Action
 from proxygate.gate import AUTHENTICATED, Check, Deny, Forward, Gate, absolute_form
 
-__all__ = ["ErrorEnvelopeMiddleware", "ProxyGateMiddleware"]
+__all__ = ["REQUEST_KEY", "ErrorEnvelopeMiddleware", "ProxyGateMiddleware", "request_head"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,6 +24,18 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger("proxygate.errors")
+
+
+#: The scope key under which the shell leaves its view of the request (method, path,
+#: headers without credentials, request id) for error handlers inside the app, so that
+#: an envelope rendered there carries the same request id as the shell's logs.
+REQUEST_KEY = "proxygate.request"
+
+
+def request_head(scope: Scope) -> HeadFromPairs | None:
+    """The shell's request head for ``scope``, if a proxygate middleware is outside the app."""
+    found = scope.get(REQUEST_KEY)
+    return found if isinstance(found, HeadFromPairs) else None
 
 
 class _Anonymous:
@@ -154,10 +166,14 @@ class ErrorEnvelopeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            await self._serve(scope, receive, send, _head(scope))
-        elif kind == "websocket":
-            await self._serve_websocket(scope, receive, send, _head(scope))
+        if kind == "http" or kind == "websocket":
+            head = request_head(scope) or _head(scope)
+            scope = dict(scope)
+            scope[REQUEST_KEY] = head
+            if kind == "http":
+                await self._serve(scope, receive, send, head)
+            else:
+                await self._serve_websocket(scope, receive, send, head)
         else:
             await self.app(scope, receive, send)  # lifespan and the unknown pass untouched
 
@@ -346,7 +362,12 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
         identity = decision.identity
         strip = gate.strip_headers
         scope = dict(scope)
-        scope["headers"] = [pair for pair in scope["headers"] if pair[0] not in strip]
+        # The head goes on with the stripped headers: apps may read it (for the request id)
+        # and must not find the credentials there.
+        scope["headers"] = head.headers = [
+            pair for pair in scope["headers"] if pair[0] not in strip
+        ]
+        scope[REQUEST_KEY] = head
         if identity is not None:
             scope["user"] = identity
             scope["auth"] = AUTHENTICATED

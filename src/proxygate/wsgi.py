@@ -16,7 +16,7 @@ from proxygate.errors.metrics import ErrorMetrics
 from proxygate.errors.policy import Action
 from proxygate.gate import Check, Deny, Forward, Gate, absolute_form
 
-__all__ = ["ErrorEnvelopeMiddleware", "ProxyGateMiddleware"]
+__all__ = ["EnvironHead", "ErrorEnvelopeMiddleware", "ProxyGateMiddleware", "refuses_hop_by_hop"]
 
 logger = logging.getLogger("proxygate")
 
@@ -98,14 +98,14 @@ def _from_absolute_form(environ: Environ) -> None:
         environ["SERVER_NAME"] = host
 
 
-def _refuses_hop_by_hop(environ: Environ) -> bool:
+def refuses_hop_by_hop(environ: Environ) -> bool:
     """wsgiref (and so Django's runserver) answers 500 to a hop-by-hop header from the app."""
     return str(environ.get("SERVER_SOFTWARE", "")).startswith("WSGIServer/")
 
 
 def _wsgi_headers(response_headers: list[tuple[bytes, bytes]],
                   environ: Environ) -> list[tuple[str, str]]:
-    drop_hop = _refuses_hop_by_hop(environ)
+    drop_hop = refuses_hop_by_hop(environ)
     return [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in response_headers
@@ -170,7 +170,7 @@ class _Exchange:
             if handler.metrics is not None:
                 handler.metrics.response(code)
             patched = self.handler.with_challenge(code, raw)
-            if patched is not raw or _refuses_hop_by_hop(self.environ):
+            if patched is not raw or refuses_hop_by_hop(self.environ):
                 # Under wsgiref the app's own Proxy-Authenticate would be refused too.
                 headers = _wsgi_headers(patched, self.environ)
             return self.start_response(status, headers, exc_info)

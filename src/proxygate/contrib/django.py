@@ -32,7 +32,7 @@ from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import HeadFromPairs, RequestHead
 from proxygate.errors.policy import Action
 from proxygate.gate import Check, Deny, Forward, Gate
-from proxygate.wsgi import EnvironHead, _refuses_hop_by_hop
+from proxygate.wsgi import EnvironHead, refuses_hop_by_hop
 
 __all__ = [
     "ProxyGateAppConfig",
@@ -144,7 +144,7 @@ def _head(request: HttpRequest) -> RequestHead:
 
 def _drops_challenge(request: HttpRequest) -> bool:
     """wsgiref (runserver) answers 500 to a hop-by-hop header; leave Proxy-Authenticate out there."""
-    return getattr(request, "scope", None) is None and _refuses_hop_by_hop(request.META)
+    return getattr(request, "scope", None) is None and refuses_hop_by_hop(request.META)
 
 
 def _header_pairs(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxygate._http import reason_phrase
-from proxygate.asgi import ErrorEnvelopeMiddleware, ProxyGateMiddleware
+from proxygate.asgi import ErrorEnvelopeMiddleware, ProxyGateMiddleware, request_head
 from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler, HeadFromPairs
@@ -43,6 +43,9 @@ Handler = Callable[[Request, Exception], Any]
 
 
 def _head(request: Request) -> HeadFromPairs:
+    outer = request_head(request.scope)
+    if outer is not None:
+        return outer  # the same request id as the shell's logs and envelopes
     client = request.client
     return HeadFromPairs(request.method, request.url.path, request.scope.get("headers", ()),
                          client.host if client else None)
