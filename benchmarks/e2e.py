@@ -36,19 +36,24 @@ SERVERS = {
         "cmd": [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1",
                 "--port", "{port}", "--workers", "1", "--no-access-log", "--log-level",
                 "warning", "apps:{app}"],
-        "bare": "starlette_bare",
-        "proxygate": "starlette_proxygate",
+        "apps": {"bare": "starlette_bare", "proxygate": "starlette_proxygate",
+                 "anchor": "starlette_auth_anchor"},
+        "anchor": "Starlette AuthenticationMiddleware",
         "connections": 32,
     },
     "gunicorn": {
         "cmd": [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers",
                 "1", "--log-level", "warning", "apps:{app}()"],
-        "bare": "flask_bare",
-        "proxygate": "flask_proxygate",
+        "apps": {"bare": "flask_bare", "proxygate": "flask_proxygate",
+                 "anchor": "flask_httpauth_anchor"},
+        "anchor": "Flask-HTTPAuth",
         # The sync worker serves one connection at a time; more only queue.
         "connections": 4,
     },
 }
+
+#: A, B and C of the alternation.
+LABELS = ("bare", "proxygate", "anchor")
 
 
 def free_port() -> int:
@@ -96,7 +101,7 @@ def start(server: str, label: str, log: Path) -> Server:
     """Start ``server`` serving the ``label`` app; its output goes to ``log`` (a pipe could fill)."""
     spec = SERVERS[server]
     port = free_port()
-    cmd = [part.format(port=port, app=spec[label]) for part in spec["cmd"]]  # type: ignore[union-attr]
+    cmd = [part.format(port=port, app=spec["apps"][label]) for part in spec["cmd"]]  # type: ignore[index,union-attr]
     with log.open("wb") as sink:
         proc = subprocess.Popen(cmd, env=subprocess_env(), stdin=subprocess.DEVNULL,
                                 stdout=sink, stderr=subprocess.STDOUT)
@@ -146,33 +151,38 @@ def wrk_version() -> str:
 
 
 def compare(settings: Settings, result: CaseResult, *, server: str) -> None:
+    """Bare (A), proxygate (B) and the anchor (C) on one server kind, run A B C A B C … A."""
     if WRK is None:
         result.error = "skipped: wrk is not installed (apt-get install wrk)"
         return
     import apps
 
     spec = SERVERS[server]
-    header = "Proxy-Authorization: " + basic(apps.USER, apps.PASSWORD)
+    credentials = basic(apps.USER, apps.PASSWORD)
+    headers = {"bare": "Proxy-Authorization: " + credentials,
+               "proxygate": "Proxy-Authorization: " + credentials,
+               "anchor": "Authorization: " + credentials}
     connections = int(spec["connections"])  # type: ignore[call-overload]
     # Server logs are scratch: never next to the committed results.
     logs = (HERE / "out" if settings.out.resolve() == HERE else settings.out) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    servers = [start(server, "bare", logs / f"{server}-bare.log")]
-    runs: dict[str, list[float]] = {"bare": [], "proxygate": []}
+    servers: list[Server] = []
+    runs: dict[str, list[float]] = {label: [] for label in LABELS}
     errors: list[str] = []
     try:
-        servers.append(start(server, "proxygate", logs / f"{server}-proxygate.log"))
-        bare, gated = servers
+        for label in LABELS:
+            servers.append(start(server, label, logs / f"{server}-{label}.log"))
+        bare = servers[0]
+        s = bare
         try:
-            # Warm both (imports, the credential cache, the CPU's frequency) before counting.
+            # Warm each (imports, the credential cache, the CPU's frequency) before counting.
             for s in servers:
-                wrk(s.url, seconds=1, connections=connections, header=header)
-            # A B A B … A: every B run sits between two A runs, and is compared
-            # with their mean, so drift that is linear over a pair cancels.
-            order = [bare, gated] * settings.e2e_pairs + [bare]
-            for s in order:
+                wrk(s.url, seconds=1, connections=connections, header=headers[s.label])
+            # A B C A B C … A: every B and C run sits between two A runs and is
+            # compared with their mean, so drift that is linear over a cycle cancels.
+            for s in [*servers * settings.e2e_pairs, bare]:
                 rps, err = wrk(s.url, seconds=settings.e2e_seconds, connections=connections,
-                               header=header)
+                               header=headers[s.label])
                 runs[s.label].append(rps)
                 if err:
                     errors.append(f"{s.label}: {err}")
@@ -182,23 +192,33 @@ def compare(settings: Settings, result: CaseResult, *, server: str) -> None:
         for s in servers:
             s.stop()
     a = runs["bare"]
-    ratios = [b / ((a[i] + a[i + 1]) / 2) for i, b in enumerate(runs["proxygate"])]
-    ratio = statistics.median(ratios)
-    result.anchor_cell = f"{statistics.median(runs['bare']):,.0f} req/s bare"
-    result.proxygate_cell = f"{statistics.median(runs['proxygate']):,.0f} req/s"
+
+    def ratios(label: str) -> list[float]:
+        return [r / ((a[i] + a[i + 1]) / 2) for i, r in enumerate(runs[label])]
+
+    pg, anchor = ratios("proxygate"), ratios("anchor")
+    ratio = statistics.median(pg)
+    result.anchor_cell = (f"{spec['anchor']}: {statistics.median(anchor):.3f} x bare "
+                          f"[{min(anchor):.3f}…{max(anchor):.3f}]")
+    result.proxygate_cell = (f"{statistics.median(runs['proxygate']):,.0f} req/s vs "
+                             f"{statistics.median(a):,.0f} bare")
     result.ratio_value = ratio
-    result.ratio_cell = f"{ratio:.3f} [{min(ratios):.3f}…{max(ratios):.3f}]"
+    result.ratio_cell = f"{ratio:.3f} x bare [{min(pg):.3f}…{max(pg):.3f}]"
     result.raw.update(runs)
-    sequence = "A B " * len(runs["proxygate"]) + "A"
+    seconds = max(1, round(settings.e2e_seconds))
     result.details.append(
-        f"`{server}`, one worker, `wrk -t1 -c{connections} -d{max(1, round(settings.e2e_seconds))}s` "
-        f"with the same Proxy-Authorization header to both; runs in the order {sequence} "
-        f"(A = bare, B = proxygate), after a 1 s warm-up of each."
+        f"`{server}`, one worker, `wrk -t1 -c{connections} -d{seconds}s`; proxygate and bare get "
+        "the same `Proxy-Authorization` header, the anchor "
+        f"({spec['anchor']}) the same credentials in `Authorization`. Runs in the order "
+        f"{'A B C ' * len(runs['proxygate'])}A (A = bare, B = proxygate, C = anchor), after a "
+        "1 s warm-up of each."
     )
     result.details.append(
-        "Requests/s, bare: " + ", ".join(f"{r:,.0f}" for r in runs["bare"])
-        + "; proxygate: " + ", ".join(f"{r:,.0f}" for r in runs["proxygate"])
-        + ". Ratio = each B ÷ the mean of the A runs on either side of it; median [min…max]."
+        "Requests/s, " + "; ".join(
+            f"{label}: " + ", ".join(f"{r:,.0f}" for r in runs[label]) for label in LABELS
+        ) + ". Ratio = each B (or C) ÷ the mean of the A runs on either side of it; "
+        "median [min…max]. The table's ratio is proxygate's throughput over bare; the "
+        "anchor's, over the same bare runs, is given for scale."
     )
     if errors:
         result.details.append("wrk reported " + "; ".join(errors))
