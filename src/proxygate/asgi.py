@@ -133,17 +133,144 @@ def _with_request_id(message: Message, handler: ErrorHandler, head: HeadFromPair
     return message
 
 
-class _ResponseState:
-    __slots__ = ("action", "buffer", "client_gone", "complete", "headers", "started", "status")
+class _Exchange:
+    """One HTTP request's response, watched on its way out. The instance is the ``send`` the
+    app gets: one object per request, and a success costs a type check per message."""
 
-    def __init__(self) -> None:
+    __slots__ = ("action", "buffer", "client_gone", "complete", "handler", "head", "headers",
+                 "send", "started", "status")
+
+    def __init__(self, handler: ErrorHandler, head: HeadFromPairs, send: Send) -> None:
+        self.handler = handler
+        self.head = head
+        self.send = send
+        self.action: Action | None = None
         self.started = False  # a response start reached the server
         self.complete = False  # the replacement was sent in full
         self.client_gone = False
-        self.action: Action | None = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.buffer = bytearray()
+        self.buffer: bytearray | None = None
+
+    async def __call__(self, message: Message) -> None:
+        action = self.action
+        if action is Action.PASS:
+            try:
+                await self.send(message)
+            except Exception:
+                self.client_gone = True
+                raise
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            status = message["status"]
+            if status < 400 and action is None and self.handler.plain_success:
+                # The common case, inline: no coroutine of our own between app and server.
+                self.status = status
+                self.action = Action.PASS
+                self.started = True
+                try:
+                    await self.send(message)
+                except Exception:
+                    self.client_gone = True
+                    raise
+                return
+            await self._start(message)
+        elif kind == "http.response.body" and not self.complete:
+            await self._body(message)
+
+    def watching(self, receive: Receive) -> Receive:
+        """``receive`` for the app, noting a client that hangs up."""
+
+        async def watch_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.client_gone = True
+            return message
+
+        return watch_receive
+
+    async def failed(self, exc: Exception) -> None:
+        """The app raised: answer with the envelope while nothing is sent, else log and re-raise."""
+        handler, head = self.handler, self.head
+        if self.client_gone:
+            # Nobody is left to answer, and a hang-up is not a server error: re-raising
+            # would have the server log it as one (and try a 500 on a closed socket).
+            logger.debug("%s %s: the client went away; the app then raised %s",
+                         head.method, head.path, type(exc).__name__, exc_info=exc)
+            return
+        if self.complete:
+            handler.log_exception(head, exc, self.status,
+                                  "exception after the error response was sent")
+            return
+        if self.started:
+            handler.log_exception(head, exc, self.status, "exception after the response started")
+            raise exc
+        await _send_response(self.send, handler.exception_response(head, exc), handler.metrics)
+
+    async def _forward(self, message: Message) -> None:
+        try:
+            await self.send(message)
+        except Exception:
+            self.client_gone = True
+            raise
+
+    async def _start(self, message: Message) -> None:
+        if self.action is not None:
+            raise RuntimeError("the app started the response twice")
+        handler = self.handler
+        metrics = handler.metrics
+        status = message["status"]
+        self.status = status
+        if status < 400:
+            if metrics is not None:
+                metrics.response(status)
+            self.action = Action.PASS
+            self.started = True
+            if handler.config.request_id_on_success and handler.renderer.request_id_header:
+                message = _with_request_id(message, handler, self.head)
+            await self._forward(message)
+            return
+        headers = list(message.get("headers", ()))
+        self.headers = headers
+        self.action = action = handler.response_action(status, headers)
+        if action is Action.PASS:
+            if metrics is not None:
+                metrics.response(status)
+            patched = handler.with_challenge(status, headers)
+            if patched is not headers:
+                message = dict(message)
+                message["headers"] = patched
+            self.started = True
+            await self._forward(message)
+        elif action is Action.REPLACE:
+            await self.replace(None)
+        else:
+            self.buffer = bytearray()
+
+    async def _body(self, message: Message) -> None:
+        if self.action is None:
+            raise RuntimeError("the app sent a body before starting the response")
+        buffer = self.buffer
+        if buffer is None:
+            return  # the app's body of a replaced response is dropped, unread
+        buffer += message.get("body", b"")
+        too_long = len(buffer) > self.handler.policy.max_error_body
+        if too_long or not message.get("more_body", False):
+            await self.replace(None if too_long else bytes(buffer))
+
+    async def replace(self, body: bytes | None) -> None:
+        """Send the envelope standing in for the app's error response."""
+        self.buffer = None
+        response = self.handler.replace_response(self.head, self.status, self.headers, body)
+        self.started = True
+        await _send_response(self._forward, response, self.handler.metrics)
+        self.complete = True
+
+    async def finish(self) -> None:
+        """The app returned: a body still being inspected goes out now."""
+        if self.buffer is not None and not self.complete:
+            await self.replace(bytes(self.buffer))
 
 
 class ErrorEnvelopeMiddleware:
@@ -157,9 +284,6 @@ class ErrorEnvelopeMiddleware:
         self.app = app
         self.config = config if config is not None else Config.from_options(**options)
         self.handler: ErrorHandler = self._make_handler(self.config)
-        self._id_on_success = (
-            self.config.request_id_on_success and self.handler.renderer.request_id_header
-        )
 
     def _make_handler(self, config: Config) -> ErrorHandler:
         return ErrorHandler(config)
@@ -171,7 +295,14 @@ class ErrorEnvelopeMiddleware:
             scope = dict(scope)
             scope[REQUEST_KEY] = head
             if kind == "http":
-                await self._serve(scope, receive, send, head)
+                exchange = _Exchange(self.handler, head, send)
+                try:
+                    await self.app(scope, exchange.watching(receive), exchange)
+                except Exception as exc:
+                    await exchange.failed(exc)
+                    return
+                if exchange.buffer is not None:
+                    await exchange.finish()
             else:
                 await self._serve_websocket(scope, receive, send, head)
         else:
@@ -179,99 +310,15 @@ class ErrorEnvelopeMiddleware:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send,
                      head: HeadFromPairs) -> None:
-        handler = self.handler
-        state = _ResponseState()
-        id_on_success = self._id_on_success
-        metrics = handler.metrics
-
-        async def watch_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                state.client_gone = True
-            return message
-
-        async def forward(message: Message) -> None:
-            try:
-                await send(message)
-            except Exception:
-                state.client_gone = True
-                raise
-
-        async def watch_send(message: Message) -> None:
-            action = state.action
-            if action is Action.PASS:
-                await forward(message)
-                return
-            kind = message["type"]
-            if kind == "http.response.start":
-                if action is not None:
-                    raise RuntimeError("the app started the response twice")
-                status = message["status"]
-                state.status = status
-                if status < 400:
-                    if metrics is not None:
-                        metrics.response(status)
-                    state.action = Action.PASS
-                    state.started = True
-                    if id_on_success:
-                        message = _with_request_id(message, handler, head)
-                    await forward(message)
-                    return
-                headers = list(message.get("headers", ()))
-                state.headers = headers
-                state.action = action = handler.response_action(status, headers)
-                if action is Action.PASS:
-                    if metrics is not None:
-                        metrics.response(status)
-                    patched = handler.with_challenge(status, headers)
-                    if patched is not headers:
-                        message = dict(message)
-                        message["headers"] = patched
-                    state.started = True
-                    await forward(message)
-                elif action is Action.REPLACE:
-                    await self._replace(state, forward, head, None)
-                return
-            if kind != "http.response.body" or state.complete:
-                return  # the app's body of a replaced response is dropped, unread
-            if action is Action.INSPECT:
-                state.buffer += message.get("body", b"")
-                too_long = len(state.buffer) > handler.policy.max_error_body
-                if too_long or not message.get("more_body", False):
-                    await self._replace(state, forward, head,
-                                        None if too_long else bytes(state.buffer))
-            elif action is None:
-                raise RuntimeError("the app sent a body before starting the response")
-
+        # Both __call__s inline this for the hot path; kept for the adapters' use.
+        exchange = _Exchange(self.handler, head, send)
         try:
-            await self.app(scope, watch_receive, watch_send)
+            await self.app(scope, exchange.watching(receive), exchange)
         except Exception as exc:
-            if state.client_gone:
-                # Nobody is left to answer, and a hang-up is not a server error: re-raising
-                # would have the server log it as one (and try a 500 on a closed socket).
-                logger.debug("%s %s: the client went away; the app then raised %s",
-                             head.method, head.path, type(exc).__name__, exc_info=exc)
-                return
-            if state.complete:
-                handler.log_exception(head, exc, state.status,
-                                      "exception after the error response was sent")
-                return
-            if state.started:
-                handler.log_exception(head, exc, state.status,
-                                      "exception after the response started")
-                raise
-            await _send_response(send, handler.exception_response(head, exc), metrics)
+            await exchange.failed(exc)
             return
-        if state.action is Action.INSPECT and not state.complete:
-            await self._replace(state, forward, head, bytes(state.buffer))
-
-    async def _replace(self, state: _ResponseState, send: Send, head: HeadFromPairs,
-                       body: bytes | None) -> None:
-        response = self.handler.replace_response(head, state.status, state.headers, body)
-        state.started = True
-        await _send_response(send, response, self.handler.metrics)
-        state.complete = True
-        state.buffer = bytearray()
+        if exchange.buffer is not None:
+            await exchange.finish()
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send,
                                head: HeadFromPairs) -> None:
@@ -330,6 +377,11 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
 
     handler: Gate
 
+    def __init__(self, app: ASGIApp, *, config: Config | None = None, **options: Any) -> None:
+        super().__init__(app, config=config, **options)
+        gate = self.handler
+        self._credential_consumed = gate.credential_header in gate.strip_headers
+
     def _make_handler(self, config: Config) -> Gate:
         return Gate(config)
 
@@ -345,9 +397,27 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
         if not scope["path"].startswith("/"):
             scope = _from_absolute_form(scope)
         gate = self.handler
-        head = _head(scope)
+        # One pass over the headers: the credential values for the decision, and the list
+        # the app will see, without credentials (nor their underscore spellings) in it.
+        credential_name = gate.credential_header
+        consumed = self._credential_consumed
+        strip = gate.strip_headers
+        credentials: list[bytes] = []
+        kept: list[tuple[bytes, bytes]] = []
+        for pair in scope["headers"]:
+            name = pair[0]
+            if name == credential_name:
+                credentials.append(pair[1])
+                if consumed:
+                    continue
+            elif name in strip:
+                continue
+            kept.append(pair)
+        client = scope.get("client")
+        head = HeadFromPairs(scope.get("method", "GET"), scope["path"], kept,
+                             client[0] if client else None)
         try:
-            decision = gate.decide(head)
+            decision = gate.decide(head, credentials)
             if type(decision) is Check:
                 decision = await self._check(decision)
         except Exception as exc:  # a fault in the gate still answers in the envelope
@@ -360,22 +430,27 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             return
         assert type(decision) is Forward
         identity = decision.identity
-        strip = gate.strip_headers
-        scope = dict(scope)
         # The head goes on with the stripped headers: apps may read it (for the request id)
         # and must not find the credentials there.
-        scope["headers"] = head.headers = [
-            pair for pair in scope["headers"] if pair[0] not in strip
-        ]
-        scope[REQUEST_KEY] = head
+        scope = dict(scope)  # ASGI: copy a scope before changing it
+        scope["headers"] = kept
         if identity is not None:
             scope["user"] = identity
             scope["auth"] = AUTHENTICATED
         else:
             scope["user"] = ANONYMOUS_USER
             scope["auth"] = NO_SCOPES
+        scope[REQUEST_KEY] = head
         if kind == "http":
-            await self._serve(scope, receive, send, head)
+            # ErrorEnvelopeMiddleware.__call__'s lines, inline: a coroutine less per request.
+            exchange = _Exchange(gate, head, send)
+            try:
+                await self.app(scope, exchange.watching(receive), exchange)
+            except Exception as exc:
+                await exchange.failed(exc)
+                return
+            if exchange.buffer is not None:
+                await exchange.finish()
         else:
             await self._serve_websocket(scope, receive, send, head)
 

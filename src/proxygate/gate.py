@@ -163,11 +163,11 @@ class Check:
             gate.throttle.record_failure(gate.client_address(self._head), self.username)
             gate.audit("failure", reason, self.username, self._head)
             return gate.challenge_response(self._head)
-        identity = Identity(credentials.username)
+        forward = Forward(Identity(credentials.username))
         if self._key is not None:
-            gate.cache.put(self._key, matched, identity)
+            gate.cache.put(self._key, matched, (credentials.username, forward))
         gate.audit("success", "verified", credentials.username, self._head)
-        return Forward(identity)
+        return forward
 
     def run(self) -> Forward | Deny:
         denied = self.admit()
@@ -202,7 +202,8 @@ class Gate(ErrorHandler):
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-        self.cache: VerificationCache[Identity] = VerificationCache(
+        # A hit hands back the very Forward the first success built: no allocation.
+        self.cache: VerificationCache[tuple[str, Forward]] = VerificationCache(
             ttl=config.cache_ttl, size=config.cache_size
         )
         self.flight: SingleFlight[tuple[str | None]] = SingleFlight()
@@ -217,6 +218,7 @@ class Gate(ErrorHandler):
             max_failures_per_user=config.max_failures_per_user,
         )
         self._exempt_exact = frozenset(p for p in config.exempt_paths if not p.endswith("*"))
+        self._has_exemptions = bool(config.exempt_paths)
         self._exempt_prefixes = tuple(p[:-1] for p in config.exempt_paths if p.endswith("*"))
 
     def __repr__(self) -> str:
@@ -233,10 +235,14 @@ class Gate(ErrorHandler):
         # router that resolves dot-segments: such paths are never exempt.
         return "/." not in path or not any(seg in (".", "..") for seg in path.split("/"))
 
-    def decide(self, head: RequestHead) -> Forward | Deny | Check:
-        if self.is_exempt(head.path):
+    def decide(self, head: RequestHead,
+               credentials: list[bytes] | None = None) -> Forward | Deny | Check:
+        """The decision for ``head``. A shell that already collected the credential header's
+        values while scanning the headers passes them as ``credentials``."""
+        if self._has_exemptions and self.is_exempt(head.path):
             return ANONYMOUS
-        values = head.header_values(self.credential_header)
+        values = head.header_values(self.credential_header) if credentials is None \
+            else credentials
         if not values:
             self.audit("failure", "missing", None, head)
             return self.challenge_response(head)
@@ -250,23 +256,22 @@ class Gate(ErrorHandler):
         if cache.ttl > 0:
             hit = cache.get(key)
             if hit is not None:
-                stored, identity = hit
-                if self.users.current_hash(identity.username) == stored:
+                stored, (username, forward) = hit
+                if self.users.current_hash(username) == stored:
                     if self.metrics is not None or auth_log.isEnabledFor(logging.DEBUG):
                         # DEBUG, not INFO: a record per cached request would cost more
                         # than the decision itself.
-                        self.audit("success", "cached", identity.username, head,
-                                   level=logging.DEBUG)
-                    return Forward(identity)
+                        self.audit("success", "cached", username, head, level=logging.DEBUG)
+                    return forward
                 cache.discard(key)
         try:
-            credentials = BasicCredentials.from_header(value)
+            parsed = BasicCredentials.from_header(value)
         except MalformedCredentials:
             return Check(self, head, None, None, "malformed")
-        if credentials is None:  # another scheme: as good as none
+        if parsed is None:  # another scheme: as good as none
             self.audit("failure", "missing", None, head)
             return self.challenge_response(head)
-        return Check(self, head, credentials, key)
+        return Check(self, head, parsed, key)
 
     def challenge_response(self, head: RequestHead) -> Deny:
         if self.metrics is not None:
