@@ -102,6 +102,7 @@ class ErrorRenderer:
                 f"html_template cannot be used ({type(exc).__name__}: {exc}); it may use only "
                 "$code, $message, $details and $request_id, and $$ for a dollar sign"
             ) from None
+        self._templates: dict[int, tuple[bytes, bytes, bytes]] = {}
         self.offers: tuple[str, ...] = (JSON, PROBLEM_JSON, HTML) if html_errors else (
             JSON,
             PROBLEM_JSON,
@@ -119,6 +120,7 @@ class ErrorRenderer:
         headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> ErrorResponse:
         """The envelope for ``status``; ``headers`` are added as given (challenge, Allow, ...)."""
+        plain = details is None and message is None  # the standard envelope: a template
         message = message or reason_phrase(status)
         if details is None:
             details = default_details(status)
@@ -147,6 +149,9 @@ class ErrorRenderer:
                 request_id=html.escape(request_id or ""),
             ).encode("utf-8")
             content_type = b"text/html; charset=utf-8"
+        elif plain and (not request_id or _is_plain_id(request_id)):
+            body = self._standard_body(status, request_id)
+            content_type = b"application/json"
         else:
             error: dict[str, Any] = {"code": status, "message": message, "details": details}
             if request_id and self.request_id_in_body:
@@ -172,8 +177,34 @@ class ErrorRenderer:
         return ErrorResponse(status, out, body)
 
 
+    def _standard_body(self, status: int, request_id: str | None) -> bytes:
+        """The envelope with the standard message and details, from a per-status template:
+        the request id is the only part that changes, so only it is formatted per request."""
+        template = self._templates.get(status)
+        if template is None:
+            error = {"code": status, "message": reason_phrase(status),
+                     "details": default_details(status)}
+            without = _dumps({"error": error})
+            error["request_id"] = "\x00"
+            prefix, _, suffix = _dumps({"error": error}).partition(b"\\u0000")
+            template = self._templates[status] = (without, prefix, suffix)
+        if request_id and self.request_id_in_body:
+            return template[1] + request_id.encode("ascii") + template[2]
+        return template[0]
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def _is_plain_id(request_id: str) -> bool:
+    """Ids that need no JSON escaping: all that proxygate generates or accepts."""
+    return (request_id.isascii() and request_id.isprintable()
+            and '"' not in request_id and "\\" not in request_id)
+
+
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str).encode()
+    # One encoder for the module: json.dumps with options builds a new one per call.
+    return _ENCODER.encode(value).encode()
 
 
 _FALLBACK_BODY = (

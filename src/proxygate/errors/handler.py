@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -43,6 +45,28 @@ class RequestHead(Protocol):
     request_id: str | None
 
     def header_values(self, name: bytes) -> list[bytes]: ...
+
+
+class _RequestIds:
+    """Request ids: a random per-process prefix and a counter, 32 hex digits in all.
+
+    Unique across processes and hosts (64 random bits per process) and a third of the
+    cost of ``secrets.token_hex(16)`` per id; ids need to be unique, not secret.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)  # forked workers get their own prefix
+
+    def reset(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+new_request_id = _RequestIds()
 
 
 class HeadFromPairs:
@@ -115,10 +139,8 @@ class ErrorHandler:
         if found is not None:
             return found
         values = head.header_values(self.request_id_name)
-        if len(values) == 1 and _is_safe_id(values[0]):
-            found = values[0].decode("ascii")
-        else:
-            found = secrets.token_hex(16)
+        found = (values[0].decode("ascii") if len(values) == 1 and _is_safe_id(values[0])
+                 else new_request_id())
         head.request_id = found
         return found
 
@@ -175,13 +197,14 @@ class ErrorHandler:
         ``max_error_body``). A body that is our envelope already goes out as it came.
         """
         try:
-            headers = list(headers)
+            headers = headers if isinstance(headers, list) else list(headers)
             content_type = b""
-            for name, value in headers:
-                if name.lower() == b"content-type":
-                    content_type = media_type(value)
-            if body is not None and content_type.endswith(b"json") and is_envelope(body, status):
-                return self._as_it_came(head, status, headers, body)
+            if body is not None:  # only an inspected body needs its type looked at again
+                for name, value in headers:
+                    if name.lower() == b"content-type":
+                        content_type = media_type(value)
+                if content_type.endswith(b"json") and is_envelope(body, status):
+                    return self._as_it_came(head, status, headers, body)
             if self.metrics is not None:
                 self.metrics.error(status, "rewritten")
             # Our own request id header goes out once, with the id the body carries.
@@ -190,6 +213,8 @@ class ErrorHandler:
             details = None
             if body is not None and status < 500 and content_type == b"text/plain":
                 details = plain_text_details(body)
+                if details is not None and details.lower() == reason_phrase(status).lower():
+                    details = None  # "Not Found" says no more than the message does
             return self.render(head, status, details=details, headers=kept)
         except Exception:
             error_log.exception("replacing an error response failed; sending the fixed 500")
