@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from array import array
+from collections import OrderedDict
 from typing import Protocol, runtime_checkable
 
 __all__ = ["MemoryThrottleStore", "Throttle", "ThrottleStore"]
@@ -41,6 +42,9 @@ class MemoryThrottleStore:
 
     ``max_keys`` bounds memory when a flood of distinct keys (client addresses,
     user names) arrives; the least recently failed keys are forgotten first.
+    Times live in a packed ``array('d')``, not a deque of float objects: about a
+    third of the memory per key (some 300 bytes with the key and its map slot,
+    so the default 100,000 keys stay near 30 MiB).
     """
 
     blocking = False
@@ -50,7 +54,7 @@ class MemoryThrottleStore:
             raise ValueError("max_keys must be at least 1")
         self._max_keys = max_keys
         self._clock = clock
-        self._entries: OrderedDict[str, deque[float]] = OrderedDict()
+        self._entries: OrderedDict[str, array[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -61,8 +65,8 @@ class MemoryThrottleStore:
             times = self._entries.get(key)
             if times is None or len(times) < limit:
                 return 0.0
-            # The limit-th newest failure, not times[0]: the deque may hold more
-            # entries when an earlier call used a larger limit.
+            # The limit-th newest failure: the array may hold more entries when an
+            # earlier call used a larger limit.
             remaining = times[-limit] + window - self._clock()
             if remaining <= 0:
                 return 0.0
@@ -70,19 +74,26 @@ class MemoryThrottleStore:
 
     def add_failure(self, key: str, *, limit: int, window: float) -> None:
         with self._lock:
-            # Read the clock under the lock so each deque stays in time order.
+            # Read the clock under the lock so each array stays in time order.
             now = self._clock()
-            times = self._entries.get(key)
-            if times is None or times.maxlen != limit:
-                times = deque(times or (), maxlen=limit)
-                self._entries[key] = times
-            # Also when the deque was rebuilt: replacing a value keeps its old LRU slot.
-            self._entries.move_to_end(key)
-            while times and times[0] <= now - window:
-                times.popleft()
+            entries = self._entries
+            times = entries.get(key)
+            if times is None:
+                times = entries[key] = array("d")
+            else:
+                entries.move_to_end(key)
+            cutoff = now - window
+            aged = 0
+            for stamp in times:
+                if stamp > cutoff:
+                    break
+                aged += 1
             times.append(now)
-            while len(self._entries) > self._max_keys:
-                self._entries.popitem(last=False)
+            aged = max(aged, len(times) - limit)
+            if aged > 0:
+                del times[:aged]
+            while len(entries) > self._max_keys:
+                entries.popitem(last=False)
 
 
 #: Seconds between repeated error reports while a throttle store is down.
