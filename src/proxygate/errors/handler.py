@@ -63,7 +63,7 @@ class _RequestIds:
         self._counter = itertools.count(1)
 
     def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+        return f"{self._prefix}{next(self._counter):016x}"
 
 
 new_request_id = _RequestIds()
@@ -208,7 +208,7 @@ class ErrorHandler:
             if self.metrics is not None:
                 self.metrics.error(status, "rewritten")
             # Our own request id header goes out once, with the id the body carries.
-            kept = [pair for pair in kept_headers(headers) if pair[0] != self.request_id_name]
+            kept = kept_headers(headers, drop=self.request_id_name)
             kept = self.with_challenge(status, kept)
             details = None
             if body is not None and status < 500 and content_type == b"text/plain":

@@ -127,13 +127,20 @@ def is_envelope(body: bytes, status: int) -> bool:
 
 
 def kept_headers(
-    headers: Iterable[tuple[bytes, bytes]], *, extra: frozenset[bytes] = frozenset()
+    headers: Iterable[tuple[bytes, bytes]], *, extra: frozenset[bytes] = frozenset(),
+    drop: bytes | None = None,
 ) -> list[tuple[bytes, bytes]]:
-    """The app's headers the envelope carries on; names lower-cased. ``Vary`` is merged later."""
+    """The app's headers the envelope carries on; names lower-cased. ``Vary`` is merged later.
+
+    ``drop`` names one kept header to leave out after all (the request id header, which
+    the envelope sets itself).
+    """
     kept: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         lowered = name.lower()
-        if lowered in KEPT_HEADERS or lowered in extra or lowered.startswith(_KEPT_PREFIXES):
+        if (
+            lowered in KEPT_HEADERS or lowered in extra or lowered.startswith(_KEPT_PREFIXES)
+        ) and lowered != drop:
             kept.append((lowered, value))
     return kept
 
@@ -147,7 +154,8 @@ def plain_text_details(body: bytes, *, limit: int = 300) -> str | None:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in decoded) or "<" in decoded:
+    # isprintable() refuses every control character (and other invisibles) in one C pass.
+    if not decoded.isprintable() or "<" in decoded:
         return None
     return decoded
 
