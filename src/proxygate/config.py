@@ -7,8 +7,10 @@ import difflib
 import ipaddress
 import math
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 __all__ = ["Config", "ConfigError"]
@@ -110,6 +112,34 @@ class Config:
             values[name] = _from_text(name, raw, str(types[name]))
         values.update(overrides)
         return cls.from_mapping(values)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str], *, table: str = "proxygate",
+                  **overrides: Any) -> Config:
+        """Build from the ``[proxygate]`` table of a TOML file (``pyproject.toml`` works).
+
+        A relative ``users`` path is taken relative to the file, so the configuration
+        means the same wherever the service is started from.
+        """
+        source = Path(path)
+        try:
+            with source.open("rb") as handle:
+                document = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {str(source)!r}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{str(source)!r} is not valid TOML: {exc}") from None
+        found: Any = document
+        for part in table.split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        if not isinstance(found, dict):
+            raise ConfigError(f"{str(source)!r} has no [{table}] table")
+        values = dict(found)
+        users = values.get("users")
+        if isinstance(users, str) and not Path(users).is_absolute():
+            values["users"] = str(source.parent / users)
+        values.update(overrides)
+        return cls.from_mapping(values, source=f"option (in [{table}] of {source.name})")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
