@@ -119,6 +119,11 @@ def spread_us(s: Spread) -> str:
     return f"{us(s.median)} µs [IQR {us(s.q1)}…{us(s.q3)}]"
 
 
+def signed(s: Spread) -> str:
+    """An added cost with its sign: a denial can cost less than serving the route."""
+    return ("+" if s.median >= 0 else "") + spread_us(s)
+
+
 def spread_ratio(s: Spread) -> str:
     return f"{s.median:.3f} [IQR {s.q1:.3f}…{s.q3:.3f}]"
 
@@ -173,8 +178,8 @@ def cost_comparison(result: CaseResult, measured: PairedResult, *, proxygate: st
     pg = measured.added_cost(proxygate)
     an = measured.added_cost(anchor)
     ratio = measured.cost_ratio(proxygate, anchor)
-    result.anchor_cell = f"+{spread_us(an)}"
-    result.proxygate_cell = f"+{spread_us(pg)}"
+    result.anchor_cell = signed(an)
+    result.proxygate_cell = signed(pg)
     result.ratio_value = ratio.median
     result.ratio_cell = spread_ratio(ratio)
     result.details.append("")
