@@ -29,9 +29,6 @@ __all__ = [
 
 auth_log = logging.getLogger("proxygate.auth")
 
-Headers = list[tuple[bytes, bytes]]
-
-
 
 class Identity:
     """The authenticated user, shaped so Starlette's ``request.user`` works without Starlette."""

@@ -286,7 +286,3 @@ class ErrorHandler:
                               "path": head.path, "status": status},
             },
         )
-
-    @staticmethod
-    def reason(status: int) -> str:
-        return reason_phrase(status)
