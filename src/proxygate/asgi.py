@@ -138,12 +138,14 @@ class _Exchange:
     app gets: one object per request, and a success costs a type check per message."""
 
     __slots__ = ("action", "buffer", "client_gone", "complete", "handler", "head", "headers",
-                 "send", "started", "status")
+                 "send", "started", "status", "upstream")
 
-    def __init__(self, handler: ErrorHandler, head: HeadFromPairs, send: Send) -> None:
+    def __init__(self, handler: ErrorHandler, head: HeadFromPairs, send: Send,
+                 receive: Receive) -> None:
         self.handler = handler
         self.head = head
         self.send = send
+        self.upstream = receive
         self.action: Action | None = None
         self.started = False  # a response start reached the server
         self.complete = False  # the replacement was sent in full
@@ -179,16 +181,12 @@ class _Exchange:
         elif kind == "http.response.body" and not self.complete:
             await self._body(message)
 
-    def watching(self, receive: Receive) -> Receive:
-        """``receive`` for the app, noting a client that hangs up."""
-
-        async def watch_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.client_gone = True
-            return message
-
-        return watch_receive
+    async def receive(self) -> Message:
+        """The app's ``receive``, noting a client that hangs up."""
+        message = await self.upstream()
+        if message["type"] == "http.disconnect":
+            self.client_gone = True
+        return message
 
     async def failed(self, exc: Exception) -> None:
         """The app raised: answer with the envelope while nothing is sent, else log and re-raise."""
@@ -295,9 +293,9 @@ class ErrorEnvelopeMiddleware:
             scope = dict(scope)
             scope[REQUEST_KEY] = head
             if kind == "http":
-                exchange = _Exchange(self.handler, head, send)
+                exchange = _Exchange(self.handler, head, send, receive)
                 try:
-                    await self.app(scope, exchange.watching(receive), exchange)
+                    await self.app(scope, exchange.receive, exchange)
                 except Exception as exc:
                     await exchange.failed(exc)
                     return
@@ -311,9 +309,9 @@ class ErrorEnvelopeMiddleware:
     async def _serve(self, scope: Scope, receive: Receive, send: Send,
                      head: HeadFromPairs) -> None:
         # Both __call__s inline this for the hot path; kept for the adapters' use.
-        exchange = _Exchange(self.handler, head, send)
+        exchange = _Exchange(self.handler, head, send, receive)
         try:
-            await self.app(scope, exchange.watching(receive), exchange)
+            await self.app(scope, exchange.receive, exchange)
         except Exception as exc:
             await exchange.failed(exc)
             return
@@ -443,9 +441,9 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
         scope[REQUEST_KEY] = head
         if kind == "http":
             # ErrorEnvelopeMiddleware.__call__'s lines, inline: a coroutine less per request.
-            exchange = _Exchange(gate, head, send)
+            exchange = _Exchange(gate, head, send, receive)
             try:
-                await self.app(scope, exchange.watching(receive), exchange)
+                await self.app(scope, exchange.receive, exchange)
             except Exception as exc:
                 await exchange.failed(exc)
                 return
