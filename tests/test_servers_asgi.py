@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import secrets
 import shutil
@@ -21,7 +20,15 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from apps._options import ENV, SECRET
-from support.servers import PYTHON, RunningServer, child_env, fetch, run_server, wait_until
+from support.servers import (
+    PYTHON,
+    RunningServer,
+    assert_streams_chunk_by_chunk,
+    child_env,
+    fetch,
+    run_server,
+    wait_until,
+)
 
 pytestmark = pytest.mark.server
 
@@ -151,19 +158,7 @@ def test_head_error_has_no_body(server: RunningServer) -> None:
 
 def test_streamed_chunks_arrive_before_the_stream_ends(server: RunningServer,
                                                        tmp_path: Path) -> None:
-    gate = tmp_path / "go"
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        connection.request("GET", f"/stream?gate={gate}", headers=GOOD)
-        response = connection.getresponse()
-        assert response.status == 200
-        # The app holds back its second chunk until the file exists: the first
-        # must already be here, or the shell buffered the stream.
-        assert response.read1(64) == b"first\n"
-        gate.touch()
-        assert response.read() == b"second\n"
-    finally:
-        connection.close()
+    assert_streams_chunk_by_chunk(server.port, tmp_path / "go", GOOD)
 
 
 def test_client_disconnect_is_not_reported_as_a_500(server: RunningServer, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import bcrypt
 import pytest
 
 from apps._options import ENV, SECRET
-from support.servers import PYTHON, RunningServer, child_env, fetch, run_server
+from support.servers import PYTHON, RunningServer, assert_streams_chunk_by_chunk, child_env, fetch, run_server
 
 pytestmark = pytest.mark.server
 
@@ -180,17 +180,7 @@ def test_head_407_has_no_body(server: RunningServer) -> None:
 
 def test_streamed_chunks_arrive_before_the_stream_ends(server: RunningServer,
                                                        tmp_path: Path) -> None:
-    gate = tmp_path / "go"
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        connection.request("GET", f"/stream?gate={gate}", headers=GOOD)
-        response = connection.getresponse()
-        assert response.status == 200
-        assert response.read1(64) == b"first\n"
-        gate.touch()
-        assert response.read() == b"second\n"
-    finally:
-        connection.close()
+    assert_streams_chunk_by_chunk(server.port, tmp_path / "go", GOOD)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")

@@ -293,14 +293,7 @@ class ErrorEnvelopeMiddleware:
             scope = dict(scope)
             scope[REQUEST_KEY] = head
             if kind == "http":
-                exchange = _Exchange(self.handler, head, send, receive)
-                try:
-                    await self.app(scope, exchange.receive, exchange)
-                except Exception as exc:
-                    await exchange.failed(exc)
-                    return
-                if exchange.buffer is not None:
-                    await exchange.finish()
+                await self._serve(scope, receive, send, head)
             else:
                 await self._serve_websocket(scope, receive, send, head)
         else:
@@ -308,7 +301,6 @@ class ErrorEnvelopeMiddleware:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send,
                      head: HeadFromPairs) -> None:
-        # Both __call__s inline this for the hot path; kept for the adapters' use.
         exchange = _Exchange(self.handler, head, send, receive)
         try:
             await self.app(scope, exchange.receive, exchange)
@@ -440,15 +432,7 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             scope["auth"] = NO_SCOPES
         scope[REQUEST_KEY] = head
         if kind == "http":
-            # ErrorEnvelopeMiddleware.__call__'s lines, inline: a coroutine less per request.
-            exchange = _Exchange(gate, head, send, receive)
-            try:
-                await self.app(scope, exchange.receive, exchange)
-            except Exception as exc:
-                await exchange.failed(exc)
-                return
-            if exchange.buffer is not None:
-                await exchange.finish()
+            await self._serve(scope, receive, send, head)
         else:
             await self._serve_websocket(scope, receive, send, head)
 

@@ -196,3 +196,18 @@ def fetch(base_url: str, target: str = "/", headers: Mapping[str, str] | None = 
         return Reply(response.status, pairs, body)
     finally:
         connection.close()
+
+
+def assert_streams_chunk_by_chunk(port: int, gate: Path, headers: Mapping[str, str]) -> None:
+    """GET the test apps' ``/stream``: its second chunk waits for ``gate`` to exist, so the
+    first must arrive before it does, or something between app and client buffered."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", f"/stream?gate={gate}", headers=dict(headers))
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.read1(64) == b"first\n"
+        gate.touch()
+        assert response.read() == b"second\n"
+    finally:
+        connection.close()
