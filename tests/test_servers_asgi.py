@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import shutil
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from apps._options import ENV, SECRET
 from support.servers import (
     PYTHON,
     RunningServer,
+    assert_cut_off_after_start,
     assert_streams_chunk_by_chunk,
     child_env,
     fetch,
@@ -125,20 +125,7 @@ def test_exception_traceback_is_logged_on_the_server(server: RunningServer) -> N
 
 
 def test_exception_after_the_response_started_cuts_it_off(server: RunningServer) -> None:
-    request_id = f"late-{secrets.token_hex(4)}"
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(f"GET /boom-late HTTP/1.1\r\nHost: x\r\nX-Request-ID: {request_id}\r\n"
-                     f"Proxy-Authorization: {GOOD['Proxy-Authorization']}\r\n\r\n".encode())
-        received = bytearray()
-        while chunk := sock.recv(65536):  # the server must close: no complete response is coming
-            received += chunk
-    head, _, body = bytes(received).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]
-    assert received.count(b"HTTP/1.") == 1  # never a second start
-    assert b"partial" in body
-    assert SECRET.encode() not in received
-    if b"transfer-encoding: chunked" in head.lower():
-        assert not body.endswith(b"0\r\n\r\n")  # a truncated stream, not a finished one
+    request_id = assert_cut_off_after_start(server.port, GOOD["Proxy-Authorization"], SECRET)
     assert server.output().count(f"exception after the response started while serving GET "
                                  f"/boom-late (status 200, request_id={request_id})") == 1
 

@@ -12,17 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from support.servers import free_port
+
 __all__ = ["RedisServer", "redis_server"]
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _answers_ping(port: int) -> bool:
@@ -139,7 +134,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     # The free port can be taken between probing and binding: try a few.
     problem: str | None = None
     for _attempt in range(3):
-        server = RedisServer(binary, _free_port(), workdir)
+        server = RedisServer(binary, free_port(), workdir)
         problem = server._launch()
         if problem is None:
             break

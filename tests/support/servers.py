@@ -22,6 +22,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -211,3 +212,24 @@ def assert_streams_chunk_by_chunk(port: int, gate: Path, headers: Mapping[str, s
         assert response.read() == b"second\n"
     finally:
         connection.close()
+
+
+def assert_cut_off_after_start(port: int, credentials: str, secret: str) -> str:
+    """GET the test apps' ``/boom-late`` (a 200 that raises after its first chunk) over a
+    raw socket: the server must cut the response off, never start a second one, never
+    show the secret. Returns the request id sent, for checking the server's log."""
+    request_id = f"late-{secrets.token_hex(4)}"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET /boom-late HTTP/1.1\r\nHost: x\r\nX-Request-ID: {request_id}\r\n"
+                     f"Proxy-Authorization: {credentials}\r\n\r\n".encode())
+        received = bytearray()
+        while chunk := sock.recv(65536):  # the server must close: no complete response is coming
+            received += chunk
+    head, _, body = bytes(received).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0]
+    assert received.count(b"HTTP/1.") == 1  # never a second start
+    assert b"partial" in body
+    assert secret.encode() not in received
+    if b"transfer-encoding: chunked" in head.lower():
+        assert not body.endswith(b"0\r\n\r\n")  # a truncated stream, not a finished one
+    return request_id
