@@ -1,8 +1,9 @@
 """Views of the demo site: the user is ``request.proxygate_user`` and ``META["REMOTE_USER"]``."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
@@ -28,11 +29,18 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def stream(request: HttpRequest) -> HttpResponse:
+    # Django serves sync iterators best under WSGI and async ones under ASGI (it warns
+    # when it has to convert): hand it the kind its handler consumes.
     def lines() -> Iterator[str]:
         for number in range(5):
             yield f"report line {number}\n"
 
-    return StreamingHttpResponse(lines(), content_type="text/plain")
+    async def alines() -> AsyncIterator[str]:
+        for line in lines():
+            yield line
+
+    under_asgi = isinstance(request, ASGIRequest)
+    return StreamingHttpResponse(alines() if under_asgi else lines(), content_type="text/plain")
 
 
 def boom(request: HttpRequest) -> HttpResponse:
