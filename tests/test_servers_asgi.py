@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import socket
@@ -24,6 +23,7 @@ from support.servers import (
     RunningServer,
     assert_cut_off_after_start,
     assert_streams_chunk_by_chunk,
+    basic,
     child_env,
     fetch,
     run_server,
@@ -45,10 +45,6 @@ SERVERS = {
                           "--log-level", "warning"],
     "hypercorn": [PYTHON, "-m", "hypercorn", "apps.asgi_app:gated", "--bind", "127.0.0.1:{port}"],
 }
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 GOOD = {"Proxy-Authorization": basic(USER, PASSWORD)}

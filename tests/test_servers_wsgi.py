@@ -7,7 +7,6 @@ envelope itself always arrives.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import shutil
@@ -24,6 +23,7 @@ from support.servers import (
     RunningServer,
     assert_cut_off_after_start,
     assert_streams_chunk_by_chunk,
+    basic,
     child_env,
     fetch,
     run_server,
@@ -51,10 +51,6 @@ CHALLENGE_REACHES_CLIENT = {
     "wsgiref": False,
     "werkzeug": True,
 }
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 GOOD = {"Proxy-Authorization": basic(USER, PASSWORD)}

@@ -156,30 +156,26 @@ class _Exchange:
 
     async def __call__(self, message: Message) -> None:
         action = self.action
-        if action is Action.PASS:
-            try:
-                await self.send(message)
-            except Exception:
-                self.client_gone = True
-                raise
-            return
-        kind = message["type"]
-        if kind == "http.response.start":
-            status = message["status"]
-            if status < 400 and action is None and self.handler.plain_success:
-                # The common case, inline: no coroutine of our own between app and server.
-                self.status = status
-                self.action = Action.PASS
-                self.started = True
-                try:
-                    await self.send(message)
-                except Exception:
-                    self.client_gone = True
-                    raise
+        if action is not Action.PASS:
+            kind = message["type"]
+            if kind != "http.response.start":
+                if kind == "http.response.body" and not self.complete:
+                    await self._body(message)
                 return
-            await self._start(message)
-        elif kind == "http.response.body" and not self.complete:
-            await self._body(message)
+            status = message["status"]
+            if not (status < 400 and action is None and self.handler.plain_success):
+                await self._start(message)
+                return
+            # The common case falls through to the send below: no coroutine of our own
+            # between the app and the server.
+            self.status = status
+            self.action = Action.PASS
+            self.started = True
+        try:
+            await self.send(message)
+        except Exception:
+            self.client_gone = True
+            raise
 
     async def receive(self) -> Message:
         """The app's ``receive``, noting a client that hangs up."""

@@ -19,6 +19,7 @@ then killed.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -233,3 +234,8 @@ def assert_cut_off_after_start(port: int, credentials: str, secret: str) -> str:
     if b"transfer-encoding: chunked" in head.lower():
         assert not body.endswith(b"0\r\n\r\n")  # a truncated stream, not a finished one
     return request_id
+
+
+def basic(user: str, password: str) -> str:
+    """A ``Basic`` credentials header value for ``user:password``."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
