@@ -47,26 +47,31 @@ class RequestHead(Protocol):
     def header_values(self, name: bytes) -> list[bytes]: ...
 
 
-class _RequestIds:
-    """Request ids: a random per-process prefix and a counter, 32 hex digits in all.
+def _first_request_id() -> int:
+    """A random 64-bit per-process prefix followed by a 64-bit counter starting at 1."""
+    return (int(secrets.token_hex(8), 16) << 64) | 1
+
+
+#: The next request id as one int: formatting it whole with ``"%032x"`` costs ~100 ns
+#: against ~220 ns for joining a prefix string and a formatted counter.
+_request_ids = itertools.count(_first_request_id())
+
+
+def new_request_id() -> str:
+    """A request id: a random per-process prefix and a counter, 32 hex digits in all.
 
     Unique across processes and hosts (64 random bits per process) and a third of the
     cost of ``secrets.token_hex(16)`` per id; ids need to be unique, not secret.
     """
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)  # forked workers get their own prefix
-
-    def reset(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._counter = itertools.count(1)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter):016x}"
+    return "%032x" % next(_request_ids)  # noqa: UP031 -- a third faster than format()/f-string
 
 
-new_request_id = _RequestIds()
+def _new_request_id_prefix() -> None:
+    global _request_ids  # noqa: PLW0603 -- one counter per process, replaced in a forked child
+    _request_ids = itertools.count(_first_request_id())
+
+
+os.register_at_fork(after_in_child=_new_request_id_prefix)  # forked workers get their own prefix
 
 
 class HeadFromPairs:
@@ -83,7 +88,14 @@ class HeadFromPairs:
         self.request_id: str | None = None
 
     def header_values(self, name: bytes) -> list[bytes]:
-        return [value for key, value in self.headers if key == name]
+        # A loop, not a comprehension: 3.11 builds a function object per comprehension,
+        # and the usual answer here is an empty or one-item list (~80 ns saved a call).
+        found: list[bytes] = []
+        for key, value in self.headers:
+            if key == name:
+                found.append(value)
+        return found
+
 
 
 def _is_safe_id(value: bytes) -> bool:
@@ -138,8 +150,20 @@ class ErrorHandler:
         found = head.request_id
         if found is not None:
             return found
-        values = head.header_values(self.request_id_name)
-        found = (values[0].decode("ascii") if len(values) == 1 and _is_safe_id(values[0])
+        value: bytes | None = None
+        if type(head) is HeadFromPairs:
+            # The ASGI head, scanned in place: no list, no call (~150 ns saved a request).
+            name = self.request_id_name
+            for key, sent in head.headers:
+                if key == name:
+                    if value is not None:  # sent twice: believe neither
+                        value = None
+                        break
+                    value = sent
+        else:
+            values = head.header_values(self.request_id_name)
+            value = values[0] if len(values) == 1 else None
+        found = (value.decode("ascii") if value is not None and _is_safe_id(value)
                  else new_request_id())
         head.request_id = found
         return found
