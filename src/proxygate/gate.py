@@ -248,10 +248,8 @@ class Gate(ErrorHandler):
             return Check(self, head, None, None, "malformed")
         value = values[0]
         cache = self.cache
-        # The key also names the single flight, so compute it even with the cache off.
-        key = cache.key(value)
         if cache.ttl > 0:
-            hit = cache.get(key)
+            hit = cache.find(value)
             if hit is not None:
                 stored, (username, forward) = hit
                 if self.users.current_hash(username) == stored:
@@ -260,7 +258,9 @@ class Gate(ErrorHandler):
                         # than the decision itself.
                         self.audit("success", "cached", username, head, level=logging.DEBUG)
                     return forward
-                cache.discard(key)
+                cache.discard(cache.key(value))
+        # The key also names the single flight, so compute it even with the cache off.
+        key = cache.key(value)
         try:
             parsed = BasicCredentials.from_header(value)
         except MalformedCredentials:

@@ -57,6 +57,28 @@ class VerificationCache(Generic[T]):
         mac.update(credential)
         return mac.digest()
 
+    def find(self, credential: bytes) -> tuple[str, T] | None:
+        """``get(key(credential))`` in one call: the (stored hash, value) of a live entry.
+
+        The hot path of every cached request, so the MAC and the look-up are inlined here
+        (two method calls fewer, about 0.1 µs). Misses go on to hash the password and
+        compute the key again with :meth:`key`; that is nothing beside the hash.
+        """
+        mac = self._mac.copy()
+        mac.update(credential)
+        key = mac.digest()
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            self.discard(key)
+            return None
+        try:  # noqa: SIM105 -- see get()
+            self._entries.move_to_end(key)
+        except KeyError:
+            pass
+        return entry[1]
+
     def get(self, key: bytes) -> tuple[str, T] | None:
         """The (stored hash, value) of a live entry, or None."""
         entries = self._entries
