@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Generator, MutableMapping
 from types import CodeType
 from typing import Any
 from urllib.parse import quote, unquote
@@ -176,12 +176,30 @@ def _raised_by(exc: BaseException, send: Send) -> bool:
     return False
 
 
+class _Done:
+    """An awaitable that is already done: what ``watch`` returns for a message it keeps."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return _EXHAUSTED  # an exhausted iterator ends ``await`` at once, every time
+
+
+_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
+for _ in _EXHAUSTED:
+    pass
+DONE = _Done()
+
+
 class _Exchange:
     """One HTTP request's response, watched on its way out.
 
-    The app's ``send`` is the bound :meth:`watch`: a plain function that hands the app
-    the server's own ``send(message)`` awaitable while the response is a success, so a
-    success costs one call and a type check per message and no coroutine of ours.
+    The app's ``send`` is the bound :meth:`watch`, a plain function. While the response
+    is a success it hands the app the server's own ``send(message)`` awaitable; a message
+    it keeps (an error start, a body being inspected) it answers with :data:`DONE`. A
+    coroutine of ours runs only to send a replacement, so a success costs one call and a
+    type check per message. Sends go straight to the server: a send that failed because
+    the client hung up is told apart afterwards, in :meth:`failed`.
     """
 
     __slots__ = ("action", "buffer", "client_gone", "complete", "handler", "head", "headers",
@@ -194,10 +212,11 @@ class _Exchange:
         self.send = send
         self.upstream = receive
         self.action: Action | None = None
-        self.started = False  # a response start reached the server
+        self.started = False  # a response start went to the server
         self.complete = False  # the replacement was sent in full
         self.client_gone = False
         self.status = 0
+        #: The error body being inspected; None when there is none (or it was replaced).
         self.buffer: bytearray | None = None
 
     def watch(self, message: Message) -> Awaitable[None]:
@@ -205,21 +224,18 @@ class _Exchange:
         action = self.action
         if action is Action.PASS:
             return self.send(message)
-        if (action is None and message["type"] == "http.response.start"
-                and message["status"] < 400 and self.handler.plain_success):
-            self.status = message["status"]
-            self.action = Action.PASS
-            self.started = True
-            return self.send(message)
-        return self._watch(message)
-
-    async def _watch(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            await self._start(message)
-        elif kind == "http.response.body" and not self.complete:
-            await self._body(message)
-        # Anything else before or instead of a passed-through start has no place to go.
+            if (action is None and message["status"] < 400
+                    and self.handler.plain_success):
+                self.status = message["status"]
+                self.action = Action.PASS
+                self.started = True
+                return self.send(message)
+            return self._start(message)
+        if kind == "http.response.body" and not self.complete:
+            return self._body(message)
+        return DONE  # anything else before, or instead of, a passed-through start
 
     async def receive(self) -> Message:
         """The app's ``receive``, noting a client that hangs up."""
@@ -231,7 +247,7 @@ class _Exchange:
     async def failed(self, exc: Exception) -> None:
         """The app raised: answer with the envelope while nothing is sent, else log and re-raise."""
         handler, head = self.handler, self.head
-        if self.client_gone or (self.action is Action.PASS and _raised_by(exc, self.send)):
+        if self.client_gone or (self.started and _raised_by(exc, self.send)):
             # Nobody is left to answer, and a hang-up is not a server error: re-raising
             # would have the server log it as one (and try a 500 on a closed socket).
             logger.debug("%s %s: the client went away; the app then raised %s",
@@ -246,14 +262,7 @@ class _Exchange:
             raise exc
         await _send_response(self.send, handler.exception_response(head, exc), handler.metrics)
 
-    async def _forward(self, message: Message) -> None:
-        try:
-            await self.send(message)
-        except Exception:
-            self.client_gone = True
-            raise
-
-    async def _start(self, message: Message) -> None:
+    def _start(self, message: Message) -> Awaitable[None]:
         if self.action is not None:
             raise RuntimeError("the app started the response twice")
         handler = self.handler
@@ -267,8 +276,7 @@ class _Exchange:
             self.started = True
             if handler.config.request_id_on_success and handler.renderer.request_id_header:
                 message = _with_request_id(message, handler, self.head)
-            await self._forward(message)
-            return
+            return self.send(message)
         headers = list(message.get("headers", ()))
         self.headers = headers
         self.action = action = handler.response_action(status, headers)
@@ -280,29 +288,35 @@ class _Exchange:
                 message = dict(message)
                 message["headers"] = patched
             self.started = True
-            await self._forward(message)
-        elif action is Action.REPLACE:
-            await self.replace(None)
-        else:
-            self.buffer = bytearray()
+            return self.send(message)
+        if action is Action.REPLACE:
+            return self.replace(None)
+        self.buffer = bytearray()
+        return DONE
 
-    async def _body(self, message: Message) -> None:
+    def _body(self, message: Message) -> Awaitable[None]:
         if self.action is None:
             raise RuntimeError("the app sent a body before starting the response")
         buffer = self.buffer
         if buffer is None:
-            return  # the app's body of a replaced response is dropped, unread
-        buffer += message.get("body", b"")
-        too_long = len(buffer) > self.handler.policy.max_error_body
+            return DONE  # the app's body of a replaced response is dropped, unread
+        body = message.get("body", b"")
+        limit = self.handler.policy.max_error_body
+        if not buffer and not message.get("more_body", False):
+            # The whole body in one message, as error bodies mostly come: no copy.
+            return self.replace(None if len(body) > limit else body)
+        buffer += body
+        too_long = len(buffer) > limit
         if too_long or not message.get("more_body", False):
-            await self.replace(None if too_long else bytes(buffer))
+            return self.replace(None if too_long else bytes(buffer))
+        return DONE
 
     async def replace(self, body: bytes | None) -> None:
         """Send the envelope standing in for the app's error response."""
         self.buffer = None
         response = self.handler.replace_response(self.head, self.status, self.headers, body)
         self.started = True
-        await _send_response(self._forward, response, self.handler.metrics)
+        await _send_response(self.send, response, self.handler.metrics)
         self.complete = True
 
     async def finish(self) -> None:
