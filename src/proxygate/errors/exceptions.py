@@ -26,6 +26,11 @@ class MappedError:
 
 
 Spec = int | MappedError | tuple[int, str] | tuple[int, str, Any] | Mapping[str, Any]
+Describe = Callable[[BaseException], "MappedError | None"]
+
+#: Exception types whose resolution an :class:`ExceptionMap` remembers. Apps raise a
+#: handful of types; the bound only matters for code that makes classes on the fly.
+_TYPES_REMEMBERED = 256
 
 
 def _resolve(name: str) -> type[BaseException]:
@@ -81,22 +86,41 @@ class ExceptionMap:
             if not (isinstance(cls, type) and issubclass(cls, BaseException)):
                 raise ValueError(f"exception_map key {key!r} is not an exception class")
             self._map[cls] = _to_mapped(spec, f"exception_map[{key!r}]")
+        # What the MRO walk found per exception type: a registration (the same answer for
+        # every instance) or the function that reads an instance (its own status, headers,
+        # detail). With the bare MappedError below: ~270 ns for HTTPException(404), was ~1000.
+        self._by_type: dict[type[BaseException], tuple[MappedError | None, Describe | None]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._map)
 
     def lookup(self, exc: BaseException) -> MappedError | None:
-        mro = type(exc).__mro__
+        kind = type(exc)
+        found = self._by_type.get(kind)
+        if found is None:
+            found = self._resolve_type(kind)
+            if len(self._by_type) >= _TYPES_REMEMBERED:
+                self._by_type.clear()
+            self._by_type[kind] = found
+        mapped, describe = found
+        if mapped is not None:
+            return mapped
+        return describe(exc) if describe is not None else None
+
+    def _resolve_type(
+        self, kind: type[BaseException]
+    ) -> tuple[MappedError | None, Describe | None]:
+        mro = kind.__mro__
         if self._map:
             for cls in mro:
                 found = self._map.get(cls)
                 if found is not None:
-                    return found
+                    return found, None
         for cls in mro:
             describe = _FRAMEWORK_EXCEPTIONS.get(f"{cls.__module__}.{cls.__qualname__}")
             if describe is not None:
-                return describe(exc)
-        return None
+                return None, describe
+        return None, None
 
 
 # -- exceptions that carry their own status -------------------------------------------
@@ -119,18 +143,33 @@ def _header_pairs(items: Any) -> Headers:
     return tuple(pairs)
 
 
-def _public_detail(status: int, detail: Any) -> Any:
-    if status >= 500:
-        return None  # a 5xx never tells the client more than the reason phrase
-    if detail is None or (isinstance(detail, str) and detail in ("", reason_phrase(status))):
-        return None
-    if isinstance(detail, str | int | float | bool | list | dict):
-        return detail
-    return None  # an object we cannot vouch for never reaches the client
+#: ``MappedError(status)`` per status: a frozen dataclass costs ~320 ns to build, and an
+#: exception that says nothing beyond its status (``HTTPException(404)``) is the usual kind.
+_BARE: dict[int, MappedError] = {}
+
+
+def _described(status: int, detail: Any, headers: Headers) -> MappedError:
+    """What an exception says of itself: its status, its headers and the detail fit to show."""
+    details: Any
+    if status >= 500 or detail is None:
+        details = None  # a 5xx never tells the client more than the reason phrase
+    elif isinstance(detail, str):
+        details = None if detail == "" or detail == reason_phrase(status) else detail
+    elif isinstance(detail, int | float | bool | list | dict):
+        details = detail
+    else:
+        details = None  # an object we cannot vouch for never reaches the client
+    if details is None and not headers:
+        bare = _BARE.get(status)
+        if bare is None:
+            bare = _BARE[status] = MappedError(status)  # statuses are 400-599: bounded
+        return bare
+    return MappedError(status, None, details, headers)
 
 
 def _status(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+    if (type(value) is int or (isinstance(value, int) and not isinstance(value, bool))) \
+            and 400 <= value <= 599:
         return value
     return None
 
@@ -140,8 +179,9 @@ def _starlette(exc: BaseException) -> MappedError | None:
     if status is None:
         return None
     raw = getattr(exc, "headers", None)
-    headers = _header_pairs(raw.items()) if isinstance(raw, Mapping) else ()
-    return MappedError(status, None, _public_detail(status, getattr(exc, "detail", None)), headers)
+    # ``is not None`` first: an ABC isinstance check costs ~85 ns, and most carry no headers.
+    headers = _header_pairs(raw.items()) if raw is not None and isinstance(raw, Mapping) else ()
+    return _described(status, getattr(exc, "detail", None), headers)
 
 
 def _werkzeug(exc: BaseException) -> MappedError | None:
@@ -156,7 +196,7 @@ def _werkzeug(exc: BaseException) -> MappedError | None:
         except Exception:  # a custom subclass's get_headers needing a request
             headers = ()
     detail = getattr(exc, "description", None)
-    return MappedError(status, None, _public_detail(status, detail), headers)
+    return _described(status, detail, headers)
 
 
 def _request_validation(exc: BaseException) -> MappedError | None:
