@@ -46,15 +46,29 @@ def _head(request: Request) -> HeadFromPairs:
     outer = request_head(request.scope)
     if outer is not None:
         return outer  # the same request id as the shell's logs and envelopes
-    client = request.client
-    return HeadFromPairs(request.method, request.url.path, request.scope.get("headers", ()),
-                         client.host if client else None)
+    # The scope's path, as the shells use it; request.url would parse a whole URL (~2 µs).
+    scope = request.scope
+    client = scope.get("client")
+    return HeadFromPairs(scope.get("method", "GET"), scope.get("path", ""),
+                         scope.get("headers", ()), client[0] if client else None)
+
+
+class EnvelopeResponse(Response):
+    """A Starlette ``Response`` carrying a rendered envelope as it is.
+
+    The envelope already has its body and every header (length and type included), so
+    ``Response.__init__``'s rendering and header building (~0.8 µs) are skipped.
+    """
+
+    def __init__(self, envelope: ErrorResponse) -> None:
+        self.status_code = envelope.status
+        self.body = envelope.body
+        self.background = None
+        self.raw_headers = list(envelope.headers)
 
 
 def _response(envelope: ErrorResponse) -> Response:
-    response = Response(envelope.body, status_code=envelope.status)
-    response.raw_headers = list(envelope.headers)
-    return response
+    return EnvelopeResponse(envelope)
 
 
 def install_error_handlers(app: Starlette, *, config: Config | None = None,
