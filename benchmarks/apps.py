@@ -158,6 +158,24 @@ def starlette_envelope() -> Starlette:
     )
 
 
+def starlette_envelope_handlers() -> Starlette:
+    """The same app with proxygate's Starlette exception handlers: the anchor's mechanism."""
+    from proxygate.contrib.starlette import install_error_handlers
+
+    app = starlette_bare()
+    install_error_handlers(app)
+    return app
+
+
+def starlette_envelope_documented() -> Starlette:
+    """The handlers and the envelope middleware together, as docs/starlette.md sets them up."""
+    from proxygate.contrib.starlette import install_error_handlers
+
+    app = starlette_envelope()
+    install_error_handlers(app)
+    return app
+
+
 # --- Flask ------------------------------------------------------------------
 
 

@@ -266,34 +266,72 @@ def asgi_denied(settings: Settings, result: CaseResult) -> None:
     )
 
 
-def asgi_not_found(settings: Settings, result: CaseResult) -> None:
+def _not_found_pairs(settings: Settings, contenders: dict[str, Any]) -> PairedResult:
+    """Bare, the anchor and ``contenders`` (name -> app) on the router's 404, checked first."""
     from drive import AsgiDriver
 
     import apps
 
-    req = _asgi_requests()
+    missing = _asgi_requests()["missing"]
     driver = AsgiDriver()
     try:
         bare = apps.starlette_bare()
         anchor = apps.starlette_json_errors_anchor()
-        pg = apps.starlette_envelope()
-        expect("bare", driver.exchange(bare, req["missing"]), 404)
-        expect("starlette-json-handler", driver.exchange(anchor, req["missing"]), 404,
+        expect("bare", driver.exchange(bare, missing), 404)
+        expect("starlette-json-handler", driver.exchange(anchor, missing), 404,
                body_has=b'"detail"')
-        got = driver.exchange(pg, req["missing"])
-        expect("proxygate-envelope", got, 404)
-        if not (got.header("content-type") or "").startswith("application/"):
-            raise AssertionError(f"proxygate-envelope: 404 not rewritten: {got.headers}")
-        measured = run_pairs(settings, [
-            driver.contender("bare", bare, req["missing"]),
-            driver.contender("starlette-json-handler", anchor, req["missing"]),
-            driver.contender("proxygate-envelope", pg, req["missing"]),
+        for name, app in contenders.items():
+            got = driver.exchange(app, missing)
+            expect(name, got, 404, body_has=b'"error"')
+            if not (got.header("content-type") or "").startswith("application/"):
+                raise AssertionError(f"{name}: 404 not turned into the envelope: {got.headers}")
+        return run_pairs(settings, [
+            driver.contender("bare", bare, missing),
+            driver.contender("starlette-json-handler", anchor, missing),
+            *(driver.contender(name, app, missing) for name, app in contenders.items()),
         ])
     finally:
         driver.close()
+
+
+def asgi_not_found(settings: Settings, result: CaseResult) -> None:
+    import apps
+
+    measured = _not_found_pairs(settings, {"proxygate-envelope": apps.starlette_envelope()})
     cost_comparison(result, measured, proxygate="proxygate-envelope",
                     anchor="starlette-json-handler")
+    result.details.append(
+        "The middleware lets the app answer first and then rewrites what it sent: it "
+        "watches the start, reads the short text body (it may become `details`), and sends "
+        "the envelope instead. The anchor never builds the plain-text response at all. "
+        "`asgi-404-handlers` measures proxygate's own exception handler, the anchor's "
+        "mechanism."
+    )
     result.details.extend(f"Note: {note}" for note in apps.NOTES)
+
+
+def asgi_not_found_handlers(settings: Settings, result: CaseResult) -> None:
+    import apps
+
+    measured = _not_found_pairs(settings, {
+        "proxygate-handlers": apps.starlette_envelope_handlers(),
+        "proxygate-handlers+middleware": apps.starlette_envelope_documented(),
+    })
+    cost_comparison(result, measured, proxygate="proxygate-handlers",
+                    anchor="starlette-json-handler")
+    both = measured.cost_ratio("proxygate-handlers+middleware", "starlette-json-handler")
+    result.details.append(
+        "`proxygate-handlers+middleware` is the setup docs/starlette.md shows (the handlers "
+        "inside, the envelope middleware outside, which then passes the envelope on "
+        f"unread): ratio {spread_ratio(both)} against the same anchor."
+    )
+    result.bars.append(Bar(result.case_id, "proxygate-handlers+middleware", True,
+                           *(v / 1000 for v in _added(measured, "proxygate-handlers+middleware"))))
+
+
+def _added(measured: PairedResult, name: str) -> tuple[float, float, float]:
+    s = measured.added_cost(name)
+    return s.median, s.q1, s.q3
 
 
 def bcrypt_returning_user(settings: Settings, result: CaseResult) -> None:
@@ -468,6 +506,8 @@ CASES: list[Case] = [
          "same anchor's error path (@requires → 403)", Target("<=", 0.5), asgi_denied),
     Case("asgi-404", "ASGI, app 404 rewritten to the envelope",
          "Starlette HTTPException → JSON handler", Target("<=", 1.0), asgi_not_found),
+    Case("asgi-404-handlers", "ASGI, app 404 → envelope by proxygate's Starlette handler",
+         "Starlette HTTPException → JSON handler", Target("<=", 1.0), asgi_not_found_handlers),
     Case("wsgi-flask", "WSGI, authenticated request (Flask)",
          "Flask-HTTPAuth login_required, same apr1 hash", Target("<=", 0.2), wsgi_flask),
     Case("wsgi-django", "WSGI, Django view",

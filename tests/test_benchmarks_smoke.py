@@ -20,6 +20,7 @@ CASE_IDS = (
     "asgi-auth",
     "asgi-denied",
     "asgi-404",
+    "asgi-404-handlers",
     "wsgi-flask",
     "wsgi-django",
     "bcrypt-returning",
