@@ -175,12 +175,11 @@ class ErrorHandler:
                headers: Iterable[tuple[bytes, bytes]] = ()) -> ErrorResponse:
         """The envelope for ``status`` in the format the client prefers; never raises."""
         try:
-            accept = head.header_values(b"accept")
             response = self.renderer.render(
                 status,
                 details=details,
                 message=message,
-                accept=b", ".join(accept).decode("latin-1") if accept else "",
+                accept=self._accept(head),
                 request_id=self.request_id(head),
                 instance=head.path,
                 headers=headers,
@@ -193,6 +192,18 @@ class ErrorHandler:
         if head.method == "HEAD":
             return response.without_body()
         return response
+
+    def _accept(self, head: RequestHead) -> str:
+        """The request's Accept headers as one value (several are joined), or ""."""
+        if type(head) is HeadFromPairs:
+            # The ASGI head, scanned in place: no list, no join for the usual single value.
+            accept: bytes | None = None
+            for key, value in head.headers:
+                if key == b"accept":
+                    accept = value if accept is None else accept + b", " + value
+            return accept.decode("latin-1") if accept else ""
+        values = head.header_values(b"accept")
+        return b", ".join(values).decode("latin-1") if values else ""
 
     def response_action(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> Action:
         """What to do with an app's response; shells ask only when ``status >= 400``."""
