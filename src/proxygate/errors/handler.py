@@ -98,7 +98,6 @@ class HeadFromPairs:
         return found
 
 
-
 def _is_safe_id(value: bytes) -> bool:
     if not 0 < len(value) <= MAX_REQUEST_ID:
         return False
