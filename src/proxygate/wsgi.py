@@ -392,8 +392,11 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             _from_absolute_form(environ)
         head = EnvironHead(environ)
         gate = self.handler
+        # The credential read straight from the environ: CGI keeps one value per name.
+        value = environ.get(self._credential_key)
         try:
-            decision = gate.decide(head)
+            decision = gate.decide(head, [value.encode("latin-1", "replace")]
+                                   if value is not None else [])
             if type(decision) is Check:
                 decision = decision.run()
         except Exception as exc:  # a fault in the gate still answers in the envelope
