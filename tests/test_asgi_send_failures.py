@@ -139,3 +139,16 @@ def test_a_send_without_python_code_is_never_taken_for_a_hang_up() -> None:
         caught = exc
     assert asgi._raised_by(caught, print) is False  # type: ignore[arg-type]
     assert asgi._raised_by(caught, Server(0).send) is False  # Python code, but not on the way
+
+
+def test_the_done_awaitable_ends_every_await_at_once_and_never_yields_to_the_loop() -> None:
+    """What the exchange answers for a message it keeps (an error start, a body it reads)."""
+
+    async def await_many() -> list[None]:
+        return [await asgi.DONE for _ in range(3)]
+
+    coroutine = await_many()
+    # One send() runs the coroutine to its end: nothing was handed to an event loop.
+    with pytest.raises(StopIteration) as finished:
+        coroutine.send(None)
+    assert finished.value.value == [None, None, None]
