@@ -158,6 +158,31 @@ def test_client_disconnect_is_not_reported_as_a_500(server: RunningServer, tmp_p
     assert "went away" not in before
 
 
+def test_sending_after_the_client_hung_up_is_not_reported_as_an_error(
+        server: RunningServer, tmp_path: Path) -> None:
+    # These three servers drop sends to a closed connection; a server that raises instead
+    # is pinned in process, in test_asgi_send_failures.py.
+    gate, marker = tmp_path / "gate", tmp_path / "done"
+    earlier = len(server.output())  # the module's server has served other tests before
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET /stream-past-hangup?gate={gate}&marker={marker} HTTP/1.1\r\n"
+                     f"Host: x\r\nProxy-Authorization: {GOOD['Proxy-Authorization']}\r\n"
+                     "\r\n".encode())
+        received = b""
+        while b"first" not in received:  # bounded by the socket's timeout
+            chunk = sock.recv(4096)
+            assert chunk, f"the stream ended before its first chunk: {received!r}"
+            received += chunk
+    gate.write_text("go")  # the client is gone; the app sends 3 MiB more
+    wait_until(marker.exists, what="the app to finish sending past the hang-up")
+    fetch(server.url, "/boom", {**GOOD, "X-Request-ID": "after-stream-hangup"})
+    server.wait_for_output("request_id=after-stream-hangup")
+    before = server.output()[earlier:].split("request_id=after-stream-hangup")[0]
+    assert "/stream-past-hangup" not in before  # proxygate names the path when it logs
+    for server_error in ("Exception in ASGI application", "Error in ASGI Framework"):
+        assert server_error not in before  # uvicorn's and hypercorn's words for a raise
+
+
 # -- websockets -------------------------------------------------------------------------
 
 

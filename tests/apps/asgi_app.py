@@ -118,6 +118,21 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _wait_for(_query(scope)["gate"])
         await send({"type": "http.response.body", "body": b"second\n", "more_body": False})
         return
+    if path == "/stream-past-hangup":
+        # Keeps sending after the client closed: the server may drop or refuse the chunks.
+        query = _query(scope)
+        try:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"first\n", "more_body": True})
+            await _wait_for(query["gate"])
+            for _ in range(50):
+                await send({"type": "http.response.body", "body": b"x" * 65536,
+                            "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            Path(query["marker"]).write_text("done")
+        return
     if path == "/hangup":
         while (await receive())["type"] != "http.disconnect":
             pass
