@@ -37,7 +37,8 @@ def _status_line(status: int) -> str:
     return line
 
 
-def _environ_key(name: bytes) -> str:
+def environ_key(name: bytes) -> str:
+    """The CGI environ key of a request header: ``b"proxy-authorization"`` -> ``HTTP_PROXY_AUTHORIZATION``."""
     return "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
 
 
@@ -57,7 +58,7 @@ class EnvironHead:
         if name == b"content-type" or name == b"content-length":
             key = name.decode("latin-1").upper().replace("-", "_")
         else:
-            key = _KEYS.get(name) or _environ_key(name)
+            key = _KEYS.get(name) or environ_key(name)
         value = self.environ.get(key)
         if value is None:
             return []
@@ -65,7 +66,7 @@ class EnvironHead:
 
 
 _KEYS = {
-    name: _environ_key(name)
+    name: environ_key(name)
     for name in (b"proxy-authorization", b"authorization", b"accept", b"x-request-id",
                  b"forwarded", b"x-forwarded-for")
 }
@@ -365,9 +366,9 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
         if self.config.users is not None and self.handler.users.is_async:
             raise TypeError("an async users callable needs proxygate.asgi.ProxyGateMiddleware")
         gate = self.handler
-        self._credential_key = "HTTP_" + gate.credential_header.decode().upper().replace("-", "_")
+        self._credential_key = environ_key(gate.credential_header)
         self._strip_keys = tuple(
-            "HTTP_" + name.decode().upper().replace("-", "_")
+            environ_key(name)
             for name in gate.strip_headers
             if b"_" not in name  # the underscore spelling lands on the same key
         )

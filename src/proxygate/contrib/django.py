@@ -32,7 +32,7 @@ from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import HeadFromPairs, RequestHead
 from proxygate.errors.policy import Action
 from proxygate.gate import Check, Deny, Forward, Gate
-from proxygate.wsgi import EnvironHead, refuses_hop_by_hop
+from proxygate.wsgi import EnvironHead, environ_key, refuses_hop_by_hop
 
 __all__ = [
     "ProxyGateAppConfig",
@@ -206,8 +206,7 @@ class ProxyGateMiddleware:
             )
         gate = self.gate
         self._strip_keys = tuple(
-            "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-            for name in gate.strip_headers if b"_" not in name
+            environ_key(name) for name in gate.strip_headers if b"_" not in name
         )
         # The ORM wants the request's own thread; hashes want any thread.
         self._thread_sensitive = self.config.users is authenticate_with_django
