@@ -248,6 +248,7 @@ class Gate(ErrorHandler):
             return Check(self, head, None, None, "malformed")
         value = values[0]
         cache = self.cache
+        stale = False
         if cache.ttl > 0:
             hit = cache.find(value)
             if hit is not None:
@@ -258,9 +259,11 @@ class Gate(ErrorHandler):
                         # than the decision itself.
                         self.audit("success", "cached", username, head, level=logging.DEBUG)
                     return forward
-                cache.discard(cache.key(value))
+                stale = True
         # The key also names the single flight, so compute it even with the cache off.
         key = cache.key(value)
+        if stale:  # the user's hash changed since: the entry is void
+            cache.discard(key)
         try:
             parsed = BasicCredentials.from_header(value)
         except MalformedCredentials:
