@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shlex
 import shutil
@@ -71,8 +72,21 @@ def users_file(path: Path, **passwords: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[tuple[RunningServer, str]]:
-    with serve() as server:
+def without_bcrypt(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A child environment in which ``import bcrypt`` fails, as on an install without the extra."""
+    shadow = tmp_path_factory.mktemp("no-bcrypt")
+    (shadow / "bcrypt").mkdir()
+    (shadow / "bcrypt" / "__init__.py").write_text(
+        "raise ImportError('bcrypt is not installed (test shadow)')\n")
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(shadow), env["PYTHONPATH"]])
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo(without_bcrypt: dict[str, str]) -> Iterator[tuple[RunningServer, str]]:
+    # Without the bcrypt extra: the demo must run on an install that has only `serve`.
+    with serve(env=without_bcrypt) as server:
         server.wait_for_output("curl -x")
         match = re.search(r"demo user: demo  password: (\S+)", server.output())
         assert match, server.output()
@@ -354,3 +368,30 @@ def test_detect_interface_knows_flask_and_starlette() -> None:
 def test_detect_interface_refuses_to_guess(app: object) -> None:
     with pytest.raises(ValueError, match=r"."):
         detect_interface(app)
+
+
+def test_without_the_bcrypt_extra_a_bcrypt_users_file_is_refused_naming_the_extra(
+    tmp_path: Path, without_bcrypt: dict[str, str]
+) -> None:
+    # The demo avoids bcrypt; real use keeps the clear message naming the extra.
+    users = users_file(tmp_path / "users", alice="pw")
+    done = subprocess.run(
+        [PYTHON, "-m", "proxygate", "serve", "--users", str(users), "--port", "0"],
+        capture_output=True, text=True, env=without_bcrypt, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "bcrypt hashes need the 'bcrypt' extra: pip install 'proxygate[bcrypt]'" in done.stderr
+    assert "unexpected" not in done.stderr
+
+
+def test_without_the_bcrypt_extra_adding_a_user_names_the_extra(
+    tmp_path: Path, without_bcrypt: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [PYTHON, "-m", "proxygate", "users", "add", str(tmp_path / "users"), "alice",
+         "--password-stdin"],
+        input="pw\n", capture_output=True, text=True, env=without_bcrypt, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "bcrypt needs the 'bcrypt' extra: pip install 'proxygate[bcrypt]'" in done.stderr
+    assert not (tmp_path / "users").exists()

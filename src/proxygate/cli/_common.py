@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+
+from proxygate.cli._arguments import Parser
 
 __all__ = [
     "EXIT_FAILED",
@@ -29,15 +30,6 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.code = code
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse without option abbreviations: ``--password`` must not silently mean
-    ``--password-stdin`` and leave the password behind as a positional argument."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
 
 
 def print_error(message: str) -> None:
