@@ -351,3 +351,34 @@ def test_password_in_the_query_string_is_redacted_too() -> None:
 def test_anything_else_is_refused_with_a_clear_message(spec: object) -> None:
     with pytest.raises(ValueError, match="throttle_store must be"):
         make_throttle_store(spec)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis://u:hunter2@localhost:xx/0", "the port is not a number from 0 to 65535"),
+        ("foo://u:pw@localhost/0",
+         "Redis URL must specify one of the following schemes (redis://, rediss://, unix://)"),
+        ("redis://u:s3cret@localhost/0?socket_timeout=u", "Invalid value for 'socket_timeout'"),
+    ],
+)
+def test_a_bad_redis_url_is_refused_with_a_whole_message_and_the_credentials_redacted(
+    url: str, says: str
+) -> None:
+    # Short user names and passwords used to be masked inside every word ("co***ld").
+    with pytest.raises(ValueError, match="invalid Redis URL") as info:
+        RedisThrottleStore(url)
+    message = str(info.value)
+    assert says in message, message
+    assert "***@localhost" in message
+    assert "hunter2" not in message and "s3cret" not in message and ":pw@" not in message
+
+
+def test_a_redis_message_that_quotes_a_credential_is_withheld_whole() -> None:
+    from proxygate.auth.redis_store import _shown
+
+    url = "redis://u:s3cret@localhost/0?password=other-s3cret"
+    for quoted in ("s3cret", "other-s3cret", "s3cret%21"):
+        shown = _shown(f"cannot use {quoted!r}", url.replace("s3cret@", f"{quoted}@"))
+        assert shown == "redis-py refused it (its message is withheld: it quotes a credential)"
+    assert _shown(f"bad {url}", url) == "bad redis://***@localhost/0?password=***"

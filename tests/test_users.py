@@ -151,6 +151,17 @@ def test_an_empty_users_file_is_refused(tmp_path: Path) -> None:
         Gate(Config(users=str(path), reload_interval=0))
 
 
+def test_an_empty_users_mapping_is_refused_like_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    path.write_text("# nobody yet\n", encoding="utf-8")
+    messages = []
+    for users in ({}, str(path)):
+        with pytest.raises(ConfigError, match="lists no users; nobody could pass the gate") as info:
+            Gate(Config(users=users, reload_interval=0))
+        messages.append(str(info.value).partition(" lists no users")[2])
+    assert messages[0] == messages[1]
+
+
 def test_a_users_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "users"
     path.write_bytes(b"j\xfcrgen:" + ALICE.encode() + b"\n")

@@ -119,20 +119,36 @@ def _client_from_url(url: str, where: str, socket_timeout: float) -> redis.Redis
         "retry": Retry(NoBackoff(), 0),
     }
     try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = -1
+    if port == -1:
+        raise ValueError(
+            f"invalid Redis URL {where!r}: the port is not a number from 0 to 65535"
+        ) from None
+    try:
         return redis.Redis.from_url(url, **options)
     except ValueError as exc:
-        # redis-py's message may quote the URL; never let the password through.
-        raise ValueError(f"invalid Redis URL {where!r}: {_scrub(str(exc), url)}") from None
+        raise ValueError(f"invalid Redis URL {where!r}: {_shown(str(exc), url)}") from None
 
 
-def _scrub(message: str, url: str) -> str:
+def _shown(message: str, url: str) -> str:
+    """redis-py's message about ``url``, or a note in its place when it would show a secret.
+
+    Masking each occurrence of the password inside the message would also mask every
+    unrelated word that happens to contain it (a password ``u`` turned "could" into
+    "co***ld"), so the message is shown whole or not at all. The URL itself, quoted
+    whole, is replaced by its redacted form.
+    """
     try:
         parts = urlsplit(url)
-        candidates = [url, parts.password, parts.username]
-        candidates += [v for k, v in parse_qsl(parts.query) if k.lower() in SECRET_QUERY_KEYS]
+        hidden = [parts.password] + [
+            v for k, v in parse_qsl(parts.query) if k.lower() in SECRET_QUERY_KEYS
+        ]
     except ValueError:
         return "the URL could not be parsed"
-    for secret in candidates:
-        if secret:
-            message = message.replace(secret, "***").replace(unquote(secret), "***")
+    message = message.replace(url, redact_url(url))
+    for secret in filter(None, hidden):
+        if secret in message or unquote(secret) in message:
+            return "redis-py refused it (its message is withheld: it quotes a credential)"
     return message

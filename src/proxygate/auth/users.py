@@ -108,6 +108,12 @@ class _HashedUsers:
         return next(stored for stored in users.values() if cost_signature(stored) == common)
 
 
+_EMPTY_GATE = (
+    "nobody could pass the gate: add a user (proxygate users add FILE NAME) or, for "
+    "the error envelope alone, use ErrorEnvelopeMiddleware, which needs no users"
+)
+
+
 class MappingUsers(_HashedUsers):
     """Users from a mapping of user name to hash. The mapping is used live, not copied:
     a hash changed or a user removed at run time takes effect at once (and voids their
@@ -123,6 +129,9 @@ class MappingUsers(_HashedUsers):
                 check_hash(stored)
             except HashFormatError as exc:
                 raise ValueError(f"users[{username!r}]: {exc}") from None
+        if not users:
+            # The same refusal as an empty users file: a gate nobody can pass.
+            raise ValueError(f"the users mapping lists no users; {_EMPTY_GATE}")
         self._users = users
         self._dummy = self._pick_dummy(users)
 
@@ -149,7 +158,7 @@ class HtpasswdUsers(_HashedUsers):
         except HtpasswdError as exc:
             raise ValueError(str(exc)) from None
         if not users:
-            raise ValueError(f"users file {str(self.path)!r} lists no users")
+            raise ValueError(f"users file {str(self.path)!r} lists no users; {_EMPTY_GATE}")
         self._stamp = _stamp(stat)
         self._users = users
         self._dummy = self._pick_dummy(users)
