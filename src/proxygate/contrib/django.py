@@ -19,13 +19,18 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.apps import AppConfig
-from django.conf import settings
-from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import got_request_exception
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from proxygate.contrib import missing_extra
+
+try:
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+    from django.apps import AppConfig
+    from django.conf import settings
+    from django.core import checks
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.signals import got_request_exception
+    from django.http import HttpRequest, HttpResponse, HttpResponseBase
+except ModuleNotFoundError as _missing:
+    raise missing_extra("proxygate.contrib.django", "django", _missing) from None
 
 from proxygate.config import Config, ConfigError
 from proxygate.errors.envelope import ErrorResponse

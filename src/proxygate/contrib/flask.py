@@ -18,8 +18,13 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, g, request
-from werkzeug.exceptions import HTTPException, default_exceptions
+from proxygate.contrib import missing_extra
+
+try:
+    from flask import Flask, g, request
+    from werkzeug.exceptions import HTTPException, default_exceptions
+except ModuleNotFoundError as _missing:
+    raise missing_extra("proxygate.contrib.flask", "flask", _missing) from None
 
 from proxygate.config import Config, ConfigError, option_names
 from proxygate.gate import Gate, Identity

@@ -19,10 +19,15 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
+from proxygate.contrib import missing_extra
+
+try:
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import Response
+except ModuleNotFoundError as _missing:
+    raise missing_extra("proxygate.contrib.starlette", "starlette", _missing) from None
 
 from proxygate._http import reason_phrase
 from proxygate.asgi import ErrorEnvelopeMiddleware, ProxyGateMiddleware, request_head
