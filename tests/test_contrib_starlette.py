@@ -208,3 +208,28 @@ def test_a_500_under_uvicorn_is_logged_once(example: str) -> None:
         output = server.output()
     assert output.count("Traceback (most recent call last)") == 1
     assert output.count("RuntimeError: lost the connection") == 1
+
+
+def test_an_exception_fastapi_answered_and_reraised_is_logged_as_what_happened(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from proxygate.asgi import ProxyGateMiddleware as Gate
+    from support.asgi_driver import call_asgi
+
+    app = FastAPI()
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("the report failed")
+
+    gated = Gate(app, users=USERS, exempt_paths=["/boom"])
+    with caplog.at_level(logging.ERROR, logger="proxygate"):
+        result = call_asgi(gated, "GET", "/boom")
+    assert result.status == 500
+    (record,) = [r for r in caplog.records if r.exc_info]
+    message = record.getMessage()
+    assert message.startswith("the app sent its own error response, then raised; the client got "
+                              "the envelope for that response. Exception while serving GET /boom "
+                              "(status 500")
+    assert "after the error response was sent" not in message
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError

@@ -253,8 +253,13 @@ class _Exchange:
                          head.method, head.path, type(exc).__name__, exc_info=exc)
             return
         if self.complete:
-            handler.log_exception(head, exc, self.status,
-                                  "exception after the error response was sent")
+            # What Starlette's and FastAPI's ServerErrorMiddleware do: send a 500, then
+            # re-raise for the server to log. The client already has the envelope.
+            handler.log_exception(
+                head, exc, self.status,
+                "the app sent its own error response, then raised; the client got the "
+                "envelope for that response. Exception",
+            )
             return
         if self.started:
             handler.log_exception(head, exc, self.status, "exception after the response started")
