@@ -210,12 +210,23 @@ def test_starlette_5xx_detail_is_never_shown() -> None:
     assert status == 503 and SECRET not in json.dumps(error)
 
 
-def test_werkzeug_not_found_maps_with_its_public_description() -> None:
+def test_werkzeug_stock_description_gives_way_to_the_envelopes_sentence() -> None:
     from werkzeug.exceptions import NotFound
 
     status, error, _ = _error(_handler(), NotFound())
     assert status == 404
-    assert error["details"] == NotFound.description
+    assert error["details"] == "Nothing was found at this address."
+
+
+def test_werkzeug_description_the_app_gave_is_the_details() -> None:
+    from werkzeug.exceptions import Forbidden, NotFound
+
+    class Gone(NotFound):
+        description = "That report was archived."
+
+    assert _error(_handler(), Forbidden("You may not see the reports."))[1]["details"] \
+        == "You may not see the reports."
+    assert _error(_handler(), Gone())[1]["details"] == "That report was archived."
 
 
 def test_werkzeug_method_not_allowed_keeps_allow() -> None:

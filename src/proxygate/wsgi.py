@@ -16,7 +16,14 @@ from proxygate.errors.metrics import ErrorMetrics
 from proxygate.errors.policy import Action
 from proxygate.gate import Check, Deny, Forward, Gate, absolute_form
 
-__all__ = ["EnvironHead", "ErrorEnvelopeMiddleware", "ProxyGateMiddleware", "refuses_hop_by_hop"]
+__all__ = [
+    "REQUEST_KEY",
+    "EnvironHead",
+    "ErrorEnvelopeMiddleware",
+    "ProxyGateMiddleware",
+    "refuses_hop_by_hop",
+    "request_head",
+]
 
 logger = logging.getLogger("proxygate")
 
@@ -40,6 +47,16 @@ def _status_line(status: int) -> str:
 def environ_key(name: bytes) -> str:
     """The CGI environ key of a request header: ``b"proxy-authorization"`` -> ``HTTP_PROXY_AUTHORIZATION``."""
     return "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+
+
+#: The environ key holding the shell's :class:`EnvironHead`, as ``scope`` does under ASGI.
+REQUEST_KEY = "proxygate.request"
+
+
+def request_head(environ: Environ) -> EnvironHead:
+    """The shell's request head for ``environ``, or a new one when no shell is outside."""
+    found = environ.get(REQUEST_KEY)
+    return found if isinstance(found, EnvironHead) else EnvironHead(environ)
 
 
 class EnvironHead:
@@ -339,6 +356,8 @@ class ErrorEnvelopeMiddleware:
 
     def _serve(self, environ: Environ, start_response: StartResponse,
                head: EnvironHead) -> Iterable[bytes]:
+        # Adapters inside (Flask's error handler) render with this head: one request id.
+        environ[REQUEST_KEY] = head
         exchange = _Exchange(self.handler, environ, head, start_response)
         try:
             result = self.app(environ, exchange.watch_start)

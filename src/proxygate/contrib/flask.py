@@ -22,13 +22,14 @@ from proxygate.contrib import missing_extra
 
 try:
     from flask import Flask, g, request
+    from flask import Response as FlaskResponse
     from werkzeug.exceptions import HTTPException, default_exceptions
 except ModuleNotFoundError as _missing:
     raise missing_extra("proxygate.contrib.flask", "flask", _missing) from None
 
 from proxygate.config import Config, ConfigError, option_names
 from proxygate.gate import Gate, Identity
-from proxygate.wsgi import Environ, ProxyGateMiddleware, StartResponse
+from proxygate.wsgi import Environ, ProxyGateMiddleware, StartResponse, request_head
 
 __all__ = ["CONFIG_PREFIX", "ProxyAuthenticationRequired", "ProxyGate", "current_user"]
 
@@ -113,6 +114,7 @@ class ProxyGate:
         wsgi_app.proxygate = middleware  # type: ignore[attr-defined]
         app.wsgi_app = wsgi_app  # type: ignore[method-assign]
         app.before_request(_load_user)
+        app.register_error_handler(HTTPException, _envelope_for(middleware))
         app.aborter.mapping[407] = ProxyAuthenticationRequired
         app.extensions["proxygate"] = self
         self._middlewares[app] = middleware
@@ -120,6 +122,27 @@ class ProxyGate:
     def gate_for(self, app: Flask) -> Gate:
         """The :class:`~proxygate.Gate` serving ``app``."""
         return self._middlewares[app].gate
+
+
+def _envelope_for(middleware: ProxyGateMiddleware) -> Any:
+    """Flask's ``abort()`` answered with the envelope, keeping the message the app gave.
+
+    Without this Flask renders its HTML page first and only the status survives the
+    rewrite; Starlette and FastAPI hand the exception itself over. One rule for all three
+    (docs/errors.md): the app's own 4xx text is the details, a framework's stock text is not.
+    """
+
+    def envelope(exc: HTTPException) -> Any:
+        if exc.code is None or exc.code < 400:
+            return exc  # redirects and the like are not errors
+        response = middleware.handler.exception_response(request_head(request.environ), exc,
+                                                         log=False)
+        return FlaskResponse(
+            response.body, status=response.status,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers],
+        )
+
+    return envelope
 
 
 def _view_errors_reach_tests(app: Flask, wsgi_app: Any) -> Any:

@@ -195,8 +195,23 @@ def _werkzeug(exc: BaseException) -> MappedError | None:
             headers = _header_pairs(get_headers())
         except Exception:  # a custom subclass's get_headers needing a request
             headers = ()
-    detail = getattr(exc, "description", None)
-    return _described(status, detail, headers)
+    return _described(status, _own_description(exc), headers)
+
+
+def _own_description(exc: BaseException) -> Any:
+    """The description the app gave: ``abort(403, "...")`` or a subclass of its own.
+
+    Werkzeug's stock sentences ("You don't have the permission to access the requested
+    resource...") are framework text, like Starlette's default detail (the reason
+    phrase): the envelope's own sentence for the status stands in for them.
+    """
+    given = vars(exc).get("description")
+    if given is not None:
+        return given
+    for cls in type(exc).__mro__:
+        if "description" in vars(cls):
+            return None if cls.__module__.startswith("werkzeug.") else vars(cls)["description"]
+    return None
 
 
 def _request_validation(exc: BaseException) -> MappedError | None:
