@@ -70,7 +70,7 @@ def stopped_redis(redis_server: RedisServer) -> Iterator[RedisServer]:
 
 def test_failures_below_the_limit_do_not_block(store: ThrottleStore) -> None:
     for _ in range(4):
-        store.add_failure("c:10.0.0.1", limit=5, window=60)
+        store.reserve("c:10.0.0.1", limit=5, window=60)
 
     assert store.blocked_for("c:10.0.0.1", limit=5, window=60) == 0.0
 
@@ -81,7 +81,7 @@ def test_an_unknown_key_is_not_blocked(store: ThrottleStore) -> None:
 
 def test_reaching_the_limit_blocks_for_about_the_window(store: ThrottleStore) -> None:
     for _ in range(5):
-        store.add_failure("c:10.0.0.1", limit=5, window=60)
+        store.reserve("c:10.0.0.1", limit=5, window=60)
 
     wait = store.blocked_for("c:10.0.0.1", limit=5, window=60)
 
@@ -90,19 +90,19 @@ def test_reaching_the_limit_blocks_for_about_the_window(store: ThrottleStore) ->
 
 def test_failures_older_than_the_window_age_out(store: ThrottleStore) -> None:
     for _ in range(2):
-        store.add_failure("c:10.0.0.1", limit=2, window=0.3)
+        store.reserve("c:10.0.0.1", limit=2, window=0.3)
     assert 0.0 < store.blocked_for("c:10.0.0.1", limit=2, window=0.3) <= 0.3
 
     assert wait_until(lambda: store.blocked_for("c:10.0.0.1", limit=2, window=0.3) == 0.0)
     # The aged-out failures are gone, not merely ignored: one more does not block.
-    store.add_failure("c:10.0.0.1", limit=2, window=0.3)
+    store.reserve("c:10.0.0.1", limit=2, window=0.3)
     assert store.blocked_for("c:10.0.0.1", limit=2, window=0.3) == 0.0
 
 
 def test_keys_are_counted_independently(store: ThrottleStore) -> None:
     for _ in range(3):
-        store.add_failure("c:10.0.0.1", limit=3, window=60)
-    store.add_failure("c:10.0.0.2", limit=3, window=60)
+        store.reserve("c:10.0.0.1", limit=3, window=60)
+    store.reserve("c:10.0.0.2", limit=3, window=60)
 
     assert store.blocked_for("c:10.0.0.1", limit=3, window=60) > 0.0
     assert store.blocked_for("c:10.0.0.2", limit=3, window=60) == 0.0
@@ -116,7 +116,7 @@ def test_concurrent_failures_from_eight_threads_are_all_counted(store: ThrottleS
     def fail_repeatedly() -> None:
         start.wait()
         for _ in range(per_thread):
-            store.add_failure("c:10.0.0.1", limit=total, window=60)
+            store.reserve("c:10.0.0.1", limit=total, window=60)
 
     workers = [threading.Thread(target=fail_repeatedly) for _ in range(threads)]
     for worker in workers:
@@ -129,6 +129,89 @@ def test_concurrent_failures_from_eight_threads_are_all_counted(store: ThrottleS
     assert store.blocked_for("c:10.0.0.1", limit=total + 1, window=60) == 0.0
 
 
+# Reserving: look and count in one step, and give a success back.
+
+
+def test_an_attempt_at_the_limit_is_blocked_and_not_counted(store: ThrottleStore) -> None:
+    for _ in range(3):
+        assert store.reserve("c:10.0.0.1", limit=3, window=60)[0] == 0.0
+
+    wait, token = store.reserve("c:10.0.0.1", limit=3, window=60)
+
+    assert 58.0 < wait <= 60.0
+    assert token is None
+    # Nothing was added: one slot above the limit is still free.
+    assert store.blocked_for("c:10.0.0.1", limit=4, window=60) == 0.0
+
+
+def test_a_released_attempt_no_longer_counts(store: ThrottleStore) -> None:
+    tokens = [store.reserve("c:10.0.0.1", limit=3, window=60)[1] for _ in range(3)]
+    assert store.blocked_for("c:10.0.0.1", limit=3, window=60) > 0.0
+
+    store.release("c:10.0.0.1", tokens[1])
+
+    assert store.blocked_for("c:10.0.0.1", limit=3, window=60) == 0.0
+    assert store.reserve("c:10.0.0.1", limit=3, window=60)[0] == 0.0
+    assert store.reserve("c:10.0.0.1", limit=3, window=60)[0] > 0.0
+
+
+def test_releasing_twice_or_after_ageing_out_gives_back_nothing_more(
+        store: ThrottleStore) -> None:
+    first = store.reserve("c:10.0.0.1", limit=2, window=60)[1]
+    store.reserve("c:10.0.0.1", limit=2, window=60)
+    store.release("c:10.0.0.1", first)
+    store.release("c:10.0.0.1", first)  # the second release must not take another count
+
+    assert store.reserve("c:10.0.0.1", limit=2, window=60)[0] == 0.0
+    assert store.reserve("c:10.0.0.1", limit=2, window=60)[0] > 0.0
+    store.release("c:10.0.0.9", first)  # a key that never existed: a no-op
+
+
+def test_fifty_simultaneous_reservations_count_exactly_the_limit(store: ThrottleStore) -> None:
+    threads, limit = 50, 10
+    start = threading.Barrier(threads)
+    outcomes: list[float] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        start.wait()
+        wait, _ = store.reserve("c:10.0.0.1", limit=limit, window=60)
+        with lock:
+            outcomes.append(wait)
+
+    workers = [threading.Thread(target=attempt) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+
+    assert len(outcomes) == threads
+    assert sum(1 for wait in outcomes if wait == 0.0) == limit
+
+
+def test_a_throttled_user_key_gives_back_the_client_count_it_took(store: ThrottleStore) -> None:
+    throttle = Throttle(store, max_failures=3, window=60, max_failures_per_user=1)
+    assert throttle.reserve("10.0.0.1", "alice")[0] == 0.0  # alice's one failure
+
+    wait, reservation = throttle.reserve("10.0.0.1", "alice")
+
+    assert wait > 0.0 and not reservation
+    # The refused attempt left no count on the client: two more fit under its limit of 3.
+    assert store.blocked_for("c:10.0.0.1", limit=3, window=60) == 0.0
+    assert store.blocked_for("c:10.0.0.1", limit=2, window=60) == 0.0
+
+
+def test_a_released_reservation_gives_back_both_keys(store: ThrottleStore) -> None:
+    throttle = Throttle(store, max_failures=1, window=60, max_failures_per_user=1)
+    wait, reservation = throttle.reserve("10.0.0.1", "alice")
+    assert wait == 0.0 and reservation
+
+    reservation.release()
+
+    assert store.blocked_for("c:10.0.0.1", limit=1, window=60) == 0.0
+    assert store.blocked_for("u:alice", limit=1, window=60) == 0.0
+
+
 # Memory store specifics.
 
 
@@ -136,7 +219,7 @@ def test_memory_store_stays_bounded_under_a_flood_of_distinct_keys() -> None:
     store = MemoryThrottleStore(max_keys=10_000)
 
     for n in range(200_000):
-        store.add_failure(f"c:{n}", limit=1, window=60)
+        store.reserve(f"c:{n}", limit=1, window=60)
 
     assert len(store) == 10_000
     assert store.blocked_for("c:199999", limit=1, window=60) > 0.0
@@ -145,11 +228,11 @@ def test_memory_store_stays_bounded_under_a_flood_of_distinct_keys() -> None:
 
 def test_memory_store_forgets_the_least_recently_failed_key_first() -> None:
     store = MemoryThrottleStore(max_keys=2)
-    store.add_failure("c:a", limit=1, window=60)
-    store.add_failure("c:b", limit=1, window=60)
-    store.add_failure("c:a", limit=2, window=60)  # a new limit must still refresh the key
+    store.reserve("c:a", limit=1, window=60)
+    store.reserve("c:b", limit=1, window=60)
+    store.reserve("c:a", limit=2, window=60)  # a new limit must still refresh the key
 
-    store.add_failure("c:c", limit=1, window=60)
+    store.reserve("c:c", limit=1, window=60)
 
     assert store.blocked_for("c:a", limit=1, window=60) > 0.0
     assert store.blocked_for("c:b", limit=1, window=60) == 0.0
@@ -160,7 +243,7 @@ def test_memory_store_measures_a_smaller_limit_from_the_newest_failures() -> Non
     store = MemoryThrottleStore(clock=lambda: now[0])
     for at in (0.0, 10.0, 20.0):
         now[0] = at
-        store.add_failure("c:10.0.0.1", limit=3, window=60)
+        store.reserve("c:10.0.0.1", limit=3, window=60)
 
     # Below one failure only once the newest (t=20) has left the window.
     assert store.blocked_for("c:10.0.0.1", limit=1, window=60) == 60.0
@@ -175,8 +258,8 @@ def test_two_redis_stores_with_their_own_clients_share_counters(
     worker_a = redis_store_for(redis_server, prefix)
     worker_b = redis_store_for(redis_server, prefix)
 
-    worker_a.add_failure("c:10.0.0.1", limit=2, window=60)
-    worker_b.add_failure("c:10.0.0.1", limit=2, window=60)
+    worker_a.reserve("c:10.0.0.1", limit=2, window=60)
+    worker_b.reserve("c:10.0.0.1", limit=2, window=60)
 
     assert worker_a.blocked_for("c:10.0.0.1", limit=2, window=60) > 0.0
     assert worker_b.blocked_for("c:10.0.0.1", limit=2, window=60) > 0.0
@@ -188,7 +271,7 @@ def test_redis_keys_expire_with_their_window_and_keep_at_most_limit_entries(
     redis_server: RedisServer, redis_store: RedisThrottleStore, prefix: str
 ) -> None:
     for _ in range(7):
-        redis_store.add_failure("c:10.0.0.1", limit=3, window=60)
+        redis_store.reserve("c:10.0.0.1", limit=3, window=60)
 
     client = redis.Redis.from_url(redis_server.url)
     try:
@@ -210,27 +293,28 @@ def test_throttle_fails_open_fast_and_logs_an_error_without_secrets_while_redis_
 ) -> None:
     url = f"redis://default:{SECRET}@127.0.0.1:{redis_server.port}/0"
     throttle = Throttle(RedisThrottleStore(url, prefix=prefix), max_failures=2, window=60)
-    throttle.record_failure("10.0.0.1", None)
-    throttle.record_failure("10.0.0.1", None)
-    assert throttle.retry_after("10.0.0.1", None) > 0.0
+    throttle.reserve("10.0.0.1", None)
+    throttle.reserve("10.0.0.1", None)
+    assert throttle.reserve("10.0.0.1", None)[0] > 0.0
 
     redis_server.stop()
     try:
         with caplog.at_level(logging.ERROR, logger="proxygate.auth"):
             started = time.monotonic()
-            wait = throttle.retry_after("10.0.0.1", None)
+            wait, reservation = throttle.reserve("10.0.0.1", None)
             elapsed = time.monotonic() - started
     finally:
         redis_server.start()
 
     assert wait == 0.0
+    assert not reservation  # nothing could be counted
     assert elapsed < 1.0
     errors = [r for r in caplog.records if r.name == "proxygate.auth" and r.levelname == "ERROR"]
     assert errors
     assert SECRET not in caplog.text  # the text includes the logged traceback
 
 
-def test_recording_a_failure_while_redis_is_down_does_not_raise(
+def test_counting_an_attempt_while_redis_is_down_does_not_raise(
     stopped_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     throttle = Throttle(
@@ -238,8 +322,9 @@ def test_recording_a_failure_while_redis_is_down_does_not_raise(
     )
 
     with caplog.at_level(logging.ERROR, logger="proxygate.auth"):
-        throttle.record_failure("10.0.0.1", None)
+        wait, reservation = throttle.reserve("10.0.0.1", None)
 
+    assert (wait, bool(reservation)) == (0.0, False)
     assert any(r.name == "proxygate.auth" and r.levelname == "ERROR" for r in caplog.records)
 
 
@@ -249,16 +334,16 @@ def test_throttle_counts_again_as_soon_as_redis_is_back(
     throttle = Throttle(
         RedisThrottleStore(redis_server.url, prefix=prefix), max_failures=2, window=60
     )
-    throttle.record_failure("10.0.0.1", None)
+    throttle.reserve("10.0.0.1", None)
     # Restarted with no call in between: the pooled connection is stale, and the
     # new server has no keys and no cached scripts.
     redis_server.stop()
     redis_server.start()
 
-    throttle.record_failure("10.0.0.1", None)
-    throttle.record_failure("10.0.0.1", None)
+    throttle.reserve("10.0.0.1", None)
+    throttle.reserve("10.0.0.1", None)
 
-    assert throttle.retry_after("10.0.0.1", None) > 0.0
+    assert throttle.reserve("10.0.0.1", None)[0] > 0.0
 
 
 # Choosing a store.
@@ -278,7 +363,7 @@ def test_redis_url_means_a_working_redis_store(redis_server: RedisServer) -> Non
     assert isinstance(store, RedisThrottleStore)
     assert store.blocking is True
     key = f"c:{uuid.uuid4().hex}"
-    store.add_failure(key, limit=1, window=60)
+    store.reserve(key, limit=1, window=60)
     assert store.blocked_for(key, limit=1, window=60) > 0.0
 
 

@@ -334,7 +334,8 @@ def test_concurrent_identical_misses_hash_once() -> None:
         release.wait(5)
         return verifier(username, password)
 
-    gate = Gate(Config(users=slow))
+    # A budget with room for all eight: this pins the single flight, not the budget.
+    gate = Gate(Config(users=slow, max_concurrent_hashes=8))
     checks = [gate.decide(head_with(credential("alice", "pw"))) for _ in range(8)]
     results = run_concurrently(checks, gate, release)
     assert verifier.calls == 1
@@ -350,7 +351,7 @@ def test_concurrent_identical_wrong_passwords_hash_once_and_all_fail() -> None:
         release.wait(5)
         return verifier(username, password)
 
-    gate = Gate(Config(users=slow, max_failures=0))
+    gate = Gate(Config(users=slow, max_failures=0, max_concurrent_hashes=6))
     checks = [gate.decide(head_with(credential("alice", "nope"))) for _ in range(6)]
     results = run_concurrently(checks, gate, release)
     assert verifier.calls == 1
@@ -378,7 +379,7 @@ def test_concurrent_identical_misses_in_asgi_hash_once() -> None:
         release.wait(5)
         return verifier(username, password)
 
-    middleware = ProxyGateMiddleware(RecordingApp(), users=slow)
+    middleware = ProxyGateMiddleware(RecordingApp(), users=slow, max_concurrent_hashes=6)
     lock = CountingLock()
     middleware.gate.flight._lock = lock  # type: ignore[assignment]
 

@@ -517,14 +517,32 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             await exchange.finish()
 
     async def _check(self, check: Check) -> Forward | Deny:
-        """The slow step, off the event loop: hashes and store round trips run in a thread."""
-        if not self.handler.users.is_async:
-            return await asyncio.to_thread(check.run)
-        denied = await asyncio.to_thread(check.admit) if check.needs_thread else check.admit()
-        if denied is not None:
-            return denied
-        matched = await check.averify()
-        if check.needs_thread:
-            return await asyncio.to_thread(check.conclude, matched)
-        return check.conclude(matched)
-
+        """The slow step, off the event loop: store round trips in worker threads, hashes on
+        the gate's hash threads. Admission to the hash budget is decided here, at once, so
+        an attempt beyond it never waits for a thread, and a cached request never needs one."""
+        gate = self.handler
+        if not check.enter_budget():
+            return gate.busy_response(check.head)
+        blocking = check.needs_thread
+        try:
+            denied = await asyncio.to_thread(check.admit) if blocking else check.admit()
+            if denied is not None:
+                return denied
+            if gate.users.is_async:
+                matched = await check.averify()
+            elif check.hashes:
+                loop = asyncio.get_running_loop()
+                matched = await loop.run_in_executor(gate.hash_executor, check.verify)
+            else:
+                matched = None
+            if blocking:
+                return await asyncio.to_thread(check.conclude, matched)
+            return check.conclude(matched)
+        except BaseException:
+            if blocking:
+                await asyncio.to_thread(check.abandon)
+            else:
+                check.abandon()
+            raise
+        finally:
+            check.leave_budget()

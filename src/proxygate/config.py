@@ -43,8 +43,15 @@ class Config:
     max_failures_per_user: int | None = None
     #: None (in-memory), ``"memory://"``, ``"redis://host:port/db"``, or a ThrottleStore.
     throttle_store: Any = None
-    #: Peers (CIDR) whose ``Forwarded`` / ``X-Forwarded-For`` is believed for the client address.
+    #: Peers (CIDR) whose ``forwarded_header`` is believed for the client address.
     trusted_proxies: tuple[str, ...] = ()
+    #: The one header the trusted proxies write the client address in: ``"X-Forwarded-For"``,
+    #: ``"Forwarded"`` (RFC 7239) or ``"X-Real-IP"``. The others are never read.
+    forwarded_header: str = "X-Forwarded-For"
+    #: Password checks hashing at once (None: one per CPU), and how many more may wait
+    #: (None: twice as many); beyond that an uncached attempt gets 503 at once.
+    max_concurrent_hashes: int | None = None
+    max_queued_hashes: int | None = None
     debug: bool = False
     request_id_header: str | None = "X-Request-ID"
     request_id_in_body: bool = True
@@ -223,6 +230,14 @@ USERS_REQUIRED = (
 )
 
 
+#: The client-address headers a trusted proxy may write, by lower-case name.
+FORWARDED_HEADERS = {
+    "x-forwarded-for": "X-Forwarded-For",
+    "forwarded": "Forwarded",
+    "x-real-ip": "X-Real-IP",
+}
+
+
 def _validate(config: Config) -> None:
     # ``users`` may be left out here: the error-only middleware needs none. The gate
     # refuses to start without it (see Gate.__init__), so no gate is ever open.
@@ -263,6 +278,16 @@ def _validate(config: Config) -> None:
         except ValueError:
             raise ConfigError(f"trusted_proxies entry {cidr!r} is not an IP network") from None
     object.__setattr__(config, "_networks", tuple(networks))
+    if not isinstance(config.forwarded_header, str) or \
+            config.forwarded_header.lower() not in FORWARDED_HEADERS:
+        raise ConfigError(
+            f"forwarded_header must be one of {', '.join(map(repr, FORWARDED_HEADERS.values()))}"
+            f" (the one header your trusted proxies write), not {config.forwarded_header!r}"
+        )
+    for name in ("max_concurrent_hashes", "max_queued_hashes"):
+        if getattr(config, name) is not None:
+            _check_number(config, name, minimum=1 if name == "max_concurrent_hashes" else 0,
+                          whole=True)
     header = config.request_id_header
     if header is not None and (
         not header or not all(ch.isalnum() or ch == "-" for ch in header)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from proxygate._http import split_absolute_target
 from proxygate.auth.basic import BasicChallenge, BasicCredentials, MalformedCredentials
+from proxygate.auth.budget import HashBudget, default_concurrency
 from proxygate.auth.cache import SingleFlight, VerificationCache
 from proxygate.auth.stores import make_throttle_store
-from proxygate.auth.throttle import Throttle
+from proxygate.auth.throttle import NOTHING, Reservation, Throttle
 from proxygate.auth.users import UserSource, make_user_source
 from proxygate.config import USERS_REQUIRED, Config, ConfigError
 from proxygate.errors.envelope import ErrorResponse
@@ -92,13 +95,25 @@ ANONYMOUS = Forward(None)
 
 
 class Check:
-    """Slow work the core hands back: throttle look-up, password hash, failure count.
+    """Slow work the core hands back: throttle reservation, password hash, the verdict.
 
-    The WSGI shell calls :meth:`run` inline; the ASGI shell runs it in a worker
-    thread (or, for async user callables, ``admit``/``averify``/``conclude``).
+    The steps, in order, and what each promises:
+
+    1. :meth:`enter_budget` (instant, never blocks): False when the hash budget is
+       full; answer :meth:`Gate.busy_response` (503) at once. Nothing is counted.
+    2. :meth:`admit`: the attempt is counted against the client (and user) *before*
+       any hash; a 429 when a key is at its limit already.
+    3. :meth:`verify` (the hash, in a budget slot) or :meth:`averify` (async users).
+    4. :meth:`conclude`: a failure stays counted, a success gives its count back.
+       Whatever happens in between, :meth:`abandon` gives back what is held.
+
+    :meth:`run` is all of it inline (WSGI, sync adapters). The ASGI shell runs the
+    steps itself so that admission happens on the event loop, store round trips in
+    worker threads and hashes on the gate's own hash threads.
     """
 
-    __slots__ = ("_credentials", "_gate", "_head", "_key", "_reason")
+    __slots__ = ("_credentials", "_entered", "_gate", "_head", "_key", "_reason",
+                 "_reservation")
 
     def __init__(self, gate: Gate, head: RequestHead, credentials: BasicCredentials | None,
                  key: bytes | None, reason: str = "bad_password") -> None:
@@ -107,20 +122,44 @@ class Check:
         self._credentials = credentials
         self._key = key
         self._reason = reason
+        self._reservation: Reservation = NOTHING
+        self._entered = False
 
     @property
     def needs_thread(self) -> bool:
-        """True when admit/conclude may block on a store round trip."""
+        """True when admit/conclude/abandon may block on a store round trip."""
         return bool(self._gate.throttle.store.blocking)
+
+    @property
+    def head(self) -> RequestHead:
+        return self._head
+
+    @property
+    def hashes(self) -> bool:
+        """True when :meth:`verify` will hash (malformed credentials are refused unhashed)."""
+        return self._credentials is not None
 
     @property
     def username(self) -> str | None:
         return self._credentials.username if self._credentials else None
 
+    def enter_budget(self) -> bool:
+        """Take a place in the hash budget (running or queued); False when it is full."""
+        if self._credentials is None or self._gate.users.is_async:
+            return True  # nothing to hash here, or an awaited check that holds no thread
+        self._entered = self._gate.hash_budget.try_enter()
+        return self._entered
+
+    def leave_budget(self) -> None:
+        if self._entered:
+            self._entered = False
+            self._gate.hash_budget.leave()
+
     def admit(self) -> Deny | None:
-        """A 429 if the client (or user) is throttled; checked before any hashing."""
+        """Count the attempt before any hash; a 429 if the client (or user) is at its limit."""
         gate = self._gate
-        wait = gate.throttle.retry_after(gate.client_address(self._head), self.username)
+        wait, self._reservation = gate.throttle.reserve(gate.client_address(self._head),
+                                                        self.username)
         if wait <= 0:
             return None
         gate.audit("throttled", "throttled", self.username, self._head)
@@ -132,17 +171,21 @@ class Check:
         ), headers=[(b"retry-after", str(seconds).encode("ascii"))]))
 
     def verify(self) -> str | None:
-        """The stored hash the password matched, or None. Identical concurrent checks hash once."""
+        """The stored hash the password matched, or None. Identical concurrent checks hash
+        once; the hash itself waits for, and holds, one of the budget's slots."""
         credentials = self._credentials
         if credentials is None:
             return None
         users = self._gate.users
+        budget = self._gate.hash_budget
+
+        def hashed() -> tuple[str | None]:
+            with budget.slot():
+                return (users.verify(credentials.username, credentials.password),)
+
         if self._key is None:
-            return users.verify(credentials.username, credentials.password)
-        result = self._gate.flight.run(
-            self._key, lambda: (users.verify(credentials.username, credentials.password),)
-        )
-        return result[0]
+            return hashed()[0]
+        return self._gate.flight.run(self._key, hashed)[0]
 
     async def averify(self) -> str | None:
         credentials = self._credentials
@@ -157,20 +200,31 @@ class Check:
             reason = self._reason
             if credentials is not None and gate.users.current_hash(credentials.username) is None:
                 reason = "unknown_user"
-            gate.throttle.record_failure(gate.client_address(self._head), self.username)
+            self._reservation = NOTHING  # a failure: it stays counted
             gate.audit("failure", reason, self.username, self._head)
             return gate.challenge_response(self._head)
+        self._reservation.release()  # a success never counts as a failure
         forward = Forward(Identity(credentials.username))
         if self._key is not None:
             gate.cache.put(self._key, matched, (credentials.username, forward))
         gate.audit("success", "verified", credentials.username, self._head)
         return forward
 
+    def abandon(self) -> None:
+        """Give back what an unfinished check holds (an exception, a cancelled request)."""
+        self.leave_budget()
+        self._reservation.release()
+
     def run(self) -> Forward | Deny:
-        denied = self.admit()
-        if denied is not None:
-            return denied
-        return self.conclude(self.verify())
+        if not self.enter_budget():
+            return self._gate.busy_response(self._head)
+        try:
+            denied = self.admit()
+            if denied is not None:
+                return denied
+            return self.conclude(self.verify())
+        finally:
+            self.abandon()
 
 
 class Gate(ErrorHandler):
@@ -214,6 +268,13 @@ class Gate(ErrorHandler):
             window=config.failure_window,
             max_failures_per_user=config.max_failures_per_user,
         )
+        concurrency = config.max_concurrent_hashes or default_concurrency()
+        queued = config.max_queued_hashes
+        self.hash_budget = HashBudget(concurrency, 2 * concurrency if queued is None else queued)
+        self._hash_executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        #: The one header a trusted proxy's client address is read from.
+        self.forwarded_header = config.forwarded_header.lower().encode("ascii")
         self._exempt_exact = frozenset(p for p in config.exempt_paths if not p.endswith("*"))
         self._has_exemptions = bool(config.exempt_paths)
         self._exempt_prefixes = tuple(p[:-1] for p in config.exempt_paths if p.endswith("*"))
@@ -273,6 +334,45 @@ class Gate(ErrorHandler):
             return self.challenge_response(head)
         return Check(self, head, parsed, key)
 
+    def unavailable_response(self, head: RequestHead, retry_after: float, *,
+                             reason: str = "unavailable", details: str | None = None) -> Deny:
+        """503 with ``Retry-After`` in the envelope: authentication cannot be decided now.
+
+        For anything that must not turn into a 407 (which would make clients prompt for
+        a password that may be fine) nor a 500: a full hash budget, a user source that
+        is down. ``reason`` names the cause in the audit record and metrics.
+        """
+        seconds = max(1, math.ceil(retry_after))
+        self.audit("unavailable", reason, None, head)
+        if self.metrics is not None:
+            self.metrics.error(503, reason)
+        if details is None:
+            details = f"Authentication is unavailable right now; retry after {seconds} seconds."
+        return Deny(self.render(head, 503, details=details,
+                                headers=[(b"retry-after", str(seconds).encode("ascii"))]))
+
+    def busy_response(self, head: RequestHead) -> Deny:
+        """The 503 for an uncached attempt beyond the hash budget: answered at once."""
+        return self.unavailable_response(
+            head, 1, reason="busy",
+            details="Too many credentials are being checked right now; retry after 1 second.",
+        )
+
+    @property
+    def hash_executor(self) -> ThreadPoolExecutor:
+        """The threads async shells hash on: one per budget slot, so a queued hash waits
+        here and never holds a thread another task (or a store round trip) needs."""
+        executor = self._hash_executor
+        if executor is None:
+            with self._executor_lock:
+                if self._hash_executor is None:
+                    self._hash_executor = ThreadPoolExecutor(
+                        max_workers=self.hash_budget.concurrency,
+                        thread_name_prefix="proxygate-hash",
+                    )
+                executor = self._hash_executor
+        return executor
+
     def challenge_response(self, head: RequestHead) -> Deny:
         if self.metrics is not None:
             self.metrics.error(self.status, "denied")
@@ -281,12 +381,16 @@ class Gate(ErrorHandler):
     # -- identity of the request ------------------------------------------------------
 
     def client_address(self, head: RequestHead) -> str | None:
-        """The peer, or what a trusted proxy says the client was (rightmost untrusted hop)."""
+        """The peer, or what a trusted proxy says the client was (rightmost untrusted hop).
+
+        Only the configured ``forwarded_header`` is read: a client that sends another
+        kind next to the one its proxy writes chooses nothing.
+        """
         peer = head.client
         networks = self.config._networks
         if not networks or peer is None or not _in_networks(peer, networks):
             return peer
-        hops = _forwarded_for(head)
+        hops = _hops(self.forwarded_header, head.header_values(self.forwarded_header))
         for hop in reversed(hops):
             if not _in_networks(hop, networks):
                 return hop
@@ -323,12 +427,12 @@ def _in_networks(address: str,
     return any(ip in network for network in networks)
 
 
-def _forwarded_for(head: RequestHead) -> list[str]:
-    """Client hops, nearest last, from ``Forwarded`` (RFC 7239) or ``X-Forwarded-For``."""
+def _hops(header: bytes, values: list[bytes]) -> list[str]:
+    """Client hops, nearest last, from the values of one forwarded header."""
     hops: list[str] = []
-    forwarded = head.header_values(b"forwarded")
-    if forwarded:
-        for element in b",".join(forwarded).decode("latin-1").split(","):
+    text = b",".join(values).decode("latin-1")
+    if header == b"forwarded":  # RFC 7239: for=192.0.2.1;proto=http, for="[2001:db8::1]:80"
+        for element in text.split(","):
             for pair in element.split(";"):
                 name, _, value = pair.strip().partition("=")
                 if name.strip().lower() == "for":
@@ -339,9 +443,8 @@ def _forwarded_for(head: RequestHead) -> list[str]:
                         value = value.partition(":")[0]
                     hops.append(value)
         return hops
-    for raw in head.header_values(b"x-forwarded-for"):
-        hops.extend(item.strip() for item in raw.decode("latin-1").split(",") if item.strip())
-    return hops
+    # X-Forwarded-For and X-Real-IP: plain addresses, comma-separated.
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def absolute_form(path: str) -> tuple[str, str, str] | None:

@@ -15,19 +15,30 @@ from proxygate.auth.stores import SECRET_QUERY_KEYS, redact_url
 
 __all__ = ["RedisThrottleStore"]
 
-# Each key is a sorted set of failure times in microseconds of *Redis server*
-# time, so hosts with skewed clocks still agree on the window. The script runs
-# atomically: concurrent failures from many workers are all counted.
-_ADD_FAILURE = """
+# Each key is a sorted set of attempt times in microseconds of *Redis server*
+# time, so hosts with skewed clocks still agree on the window. RESERVE looks
+# and counts in one atomic script: concurrent attempts from many workers can
+# never all see "below the limit" and all go on to hash. It answers
+# {0, member} when the attempt was counted (member names it for ZREM on a
+# success), or {microseconds blocked, ''} when the key is at its limit.
+_RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('ZADD', KEYS[1], now, t[1] .. '.' .. t[2] .. ':' .. ARGV[4])
+local nth = redis.call('ZREVRANGE', KEYS[1], limit - 1, limit - 1, 'WITHSCORES')
+if #nth > 0 then
+  local remaining = tonumber(nth[2]) + window - now
+  if remaining > 0 then
+    return {remaining, ''}
+  end
+end
+local member = t[1] .. '.' .. t[2] .. ':' .. ARGV[4]
+redis.call('ZADD', KEYS[1], now, member)
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(limit + 1))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 0
+return {0, member}
 """
 
 # The key is blocked until its limit-th newest failure leaves the window.
@@ -81,7 +92,7 @@ class RedisThrottleStore:
             self._where = "<redis client>"
             client = url_or_client
         self._client = client
-        self._add_failure = client.register_script(_ADD_FAILURE)
+        self._reserve = client.register_script(_RESERVE)
         self._blocked_for = client.register_script(_BLOCKED_FOR)
 
     def __repr__(self) -> str:
@@ -93,12 +104,19 @@ class RedisThrottleStore:
         )
         return int(micros) / 1_000_000
 
-    def add_failure(self, key: str, *, limit: int, window: float) -> None:
-        self._add_failure(
+    def reserve(self, key: str, *, limit: int, window: float) -> tuple[float, object]:
+        blocked, member = self._reserve(
             keys=[self._prefix + key],
             args=[limit, _micros(window), max(1, math.ceil(window * 1000)), secrets.token_hex(8)],
             client=self._client,
         )
+        if int(blocked) > 0:
+            return int(blocked) / 1_000_000, None
+        return 0.0, member
+
+    def release(self, key: str, token: object) -> None:
+        if isinstance(token, bytes | str) and token:
+            self._client.zrem(self._prefix + key, token)
 
     def close(self) -> None:
         """Release the client's connections (only worth calling for a client built from a URL)."""

@@ -30,7 +30,7 @@ def make_throttle_store(spec: str | ThrottleStore | None) -> ThrottleStore:
         return spec
     raise ValueError(
         "throttle_store must be None, a URL (memory://, redis://, rediss://, unix://) "
-        f"or an object with blocking, blocked_for() and add_failure(); got {type(spec).__name__}"
+        f"or an object with blocking, reserve(), release() and blocked_for(); got {type(spec).__name__}"
     )
 
 

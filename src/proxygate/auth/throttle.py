@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -9,7 +10,7 @@ from array import array
 from collections import OrderedDict
 from typing import Protocol, runtime_checkable
 
-__all__ = ["MemoryThrottleStore", "Throttle", "ThrottleStore"]
+__all__ = ["NOTHING", "MemoryThrottleStore", "Reservation", "Throttle", "ThrottleStore"]
 
 logger = logging.getLogger("proxygate.auth")
 
@@ -22,18 +23,32 @@ class ThrottleStore(Protocol):
     sliding ``window`` (seconds). That is enough to answer "is this key over
     the limit, and for how long" exactly, with bounded memory per key.
 
+    An attempt is counted *before* its password is checked: :meth:`reserve`
+    looks and counts in one atomic step, so ``limit`` concurrent attempts can
+    never all see "below the limit" and then all hash. A success gives its
+    count back with :meth:`release`.
+
     ``blocking`` says whether calls do I/O (a network round trip): the ASGI
     shell then makes them from a worker thread, never on the event loop.
     """
 
     blocking: bool
 
-    def blocked_for(self, key: str, *, limit: int, window: float) -> float:
-        """Seconds until ``key`` drops below ``limit`` failures; 0.0 when it is below now."""
+    def reserve(self, key: str, *, limit: int, window: float) -> tuple[float, object]:
+        """Count one attempt for ``key`` now, unless ``key`` is at ``limit`` already.
+
+        Returns ``(0.0, token)`` when counted (``token`` names this attempt for
+        :meth:`release`), or ``(seconds, None)`` when blocked: the time until the
+        key drops below ``limit``. Look and count happen atomically.
+        """
         ...
 
-    def add_failure(self, key: str, *, limit: int, window: float) -> None:
-        """Record one failure for ``key`` now."""
+    def release(self, key: str, token: object) -> None:
+        """Uncount the attempt :meth:`reserve` counted as ``token``; a no-op if it aged out."""
+        ...
+
+    def blocked_for(self, key: str, *, limit: int, window: float) -> float:
+        """Seconds until ``key`` drops below ``limit`` failures; 0.0 when it is below now."""
         ...
 
 
@@ -72,7 +87,7 @@ class MemoryThrottleStore:
                 return 0.0
             return remaining
 
-    def add_failure(self, key: str, *, limit: int, window: float) -> None:
+    def reserve(self, key: str, *, limit: int, window: float) -> tuple[float, object]:
         with self._lock:
             # Read the clock under the lock so each array stays in time order.
             now = self._clock()
@@ -82,18 +97,35 @@ class MemoryThrottleStore:
                 times = entries[key] = array("d")
             else:
                 entries.move_to_end(key)
-            cutoff = now - window
-            aged = 0
-            for stamp in times:
-                if stamp > cutoff:
-                    break
-                aged += 1
+                cutoff = now - window
+                aged = 0
+                for stamp in times:
+                    if stamp > cutoff:
+                        break
+                    aged += 1
+                if aged:
+                    del times[:aged]
+                if len(times) >= limit:
+                    # Blocked until the limit-th newest attempt leaves the window.
+                    return times[-limit] + window - now, None
             times.append(now)
-            aged = max(aged, len(times) - limit)
-            if aged > 0:
-                del times[:aged]
+            if len(times) > limit:  # an earlier call used a larger limit
+                del times[:len(times) - limit]
             while len(entries) > self._max_keys:
                 entries.popitem(last=False)
+            return 0.0, now
+
+    def release(self, key: str, token: object) -> None:
+        if not isinstance(token, float):
+            return
+        with self._lock:
+            times = self._entries.get(key)
+            if times is None:
+                return
+            # Equal stamps are interchangeable: removing either leaves the same count. A
+            # stamp no longer there aged out (or was trimmed): nothing left to give back.
+            with contextlib.suppress(ValueError):
+                del times[times.index(token)]
 
 
 #: Seconds between repeated error reports while a throttle store is down.
@@ -140,39 +172,66 @@ class Throttle:
             self._failing_since = None
             self._last_report = -_REPORT_EVERY
 
-    def retry_after(self, client: str | None, username: str | None) -> float:
-        """Seconds the caller must wait; 0.0 when it may try. Store errors let it try."""
+    def reserve(self, client: str | None, username: str | None) -> tuple[float, Reservation]:
+        """Count this attempt against the client (and the user name) before it is checked.
+
+        Returns ``(seconds, NOTHING)`` when a key is at its limit (nothing is counted
+        then), else ``(0.0, reservation)``: keep it for a failure, :meth:`Reservation.release`
+        it for a success. Store errors let the attempt through uncounted (fail open).
+        """
+        held: list[tuple[str, object]] = []
+        store = self.store
         try:
-            wait = 0.0
             if client is not None and self.max_failures > 0:
-                wait = self.store.blocked_for(
-                    "c:" + client, limit=self.max_failures, window=self.window
-                )
+                key = "c:" + client
+                wait, token = store.reserve(key, limit=self.max_failures, window=self.window)
+                if wait > 0:
+                    return wait, NOTHING
+                held.append((key, token))
             if username is not None and self.max_failures_per_user:
-                wait = max(
-                    wait,
-                    self.store.blocked_for(
-                        "u:" + username, limit=self.max_failures_per_user, window=self.window
-                    ),
+                key = "u:" + username
+                wait, token = store.reserve(
+                    key, limit=self.max_failures_per_user, window=self.window
                 )
+                if wait > 0:
+                    Reservation(self, held).release()
+                    return wait, NOTHING
+                held.append((key, token))
         except Exception:
             # Fail open for throttling only: authentication itself goes on.
             self._store_failed("not throttling this request")
-            return 0.0
+            Reservation(self, held).release()
+            return 0.0, NOTHING
         if self._failing_since is not None:
             self._store_ok()
-        return wait
+        return 0.0, Reservation(self, held) if held else NOTHING
 
-    def record_failure(self, client: str | None, username: str | None) -> None:
+    def _release(self, held: list[tuple[str, object]]) -> None:
         try:
-            if client is not None and self.max_failures > 0:
-                self.store.add_failure("c:" + client, limit=self.max_failures, window=self.window)
-            if username is not None and self.max_failures_per_user:
-                self.store.add_failure(
-                    "u:" + username, limit=self.max_failures_per_user, window=self.window
-                )
+            for key, token in held:
+                self.store.release(key, token)
         except Exception:
-            self._store_failed("failure not counted")
-            return
-        if self._failing_since is not None:
-            self._store_ok()
+            # The attempt stays counted until it ages out: erring towards the throttle.
+            self._store_failed("a successful attempt stays counted")
+
+
+class Reservation:
+    """The counts one attempt holds in the store; :meth:`release` gives them back (once)."""
+
+    __slots__ = ("_held", "_throttle")
+
+    def __init__(self, throttle: Throttle | None, held: list[tuple[str, object]]) -> None:
+        self._throttle = throttle
+        self._held = held
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def release(self) -> None:
+        held, self._held = self._held, []
+        if held and self._throttle is not None:
+            self._throttle._release(held)
+
+
+#: What an attempt holds when nothing was counted: releasing it does nothing.
+NOTHING = Reservation(None, [])

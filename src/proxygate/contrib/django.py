@@ -250,14 +250,22 @@ class ProxyGateMiddleware:
         if not self.gate.users.is_async:
             return await sync_to_async(check.run, thread_sensitive=self._thread_sensitive)()
         run_blocking = check.needs_thread
-        denied = await sync_to_async(check.admit, thread_sensitive=False)() if run_blocking \
-            else check.admit()
-        if denied is not None:
-            return denied
-        matched = await check.averify()
-        if run_blocking:
-            return await sync_to_async(check.conclude, thread_sensitive=False)(matched)
-        return check.conclude(matched)
+        try:
+            denied = await sync_to_async(check.admit, thread_sensitive=False)() if run_blocking \
+                else check.admit()
+            if denied is not None:
+                return denied
+            matched = await check.averify()
+            if run_blocking:
+                return await sync_to_async(check.conclude, thread_sensitive=False)(matched)
+            return check.conclude(matched)
+        except BaseException:
+            # An unfinished check gives its reservation back (a success never counts).
+            if run_blocking:
+                await sync_to_async(check.abandon, thread_sensitive=False)()
+            else:
+                check.abandon()
+            raise
 
     def _admit(self, request: HttpRequest, decision: Forward) -> None:
         """Strip the credentials, then put the user where Django looks."""
