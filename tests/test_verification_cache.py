@@ -366,7 +366,7 @@ def test_single_flight_runs_different_keys_separately() -> None:
     assert len(flight) == 0
 
 
-def test_concurrent_identical_misses_in_asgi_hash_once() -> None:
+def test_concurrent_identical_misses_in_asgi_hash_once_on_one_thread() -> None:
     import asyncio
 
     from proxygate.asgi import ProxyGateMiddleware
@@ -374,17 +374,31 @@ def test_concurrent_identical_misses_in_asgi_hash_once() -> None:
 
     release = threading.Event()
     verifier = CountingVerifier({"alice": "pw"})
+    threads: set[int] = set()
 
     def slow(username: str, password: str) -> bool:
+        threads.add(threading.get_ident())
         release.wait(5)
         return verifier(username, password)
 
-    middleware = ProxyGateMiddleware(RecordingApp(), users=slow, max_concurrent_hashes=6)
-    lock = CountingLock()
-    middleware.gate.flight._lock = lock  # type: ignore[assignment]
+    # One hash slot and no queue: the five followers must neither need a place in the
+    # budget (they would get 503) nor a thread (they would wait behind the leader's).
+    middleware = ProxyGateMiddleware(RecordingApp(), users=slow, max_concurrent_hashes=1,
+                                     max_queued_hashes=0)
+    flight = middleware.gate.flight
+    followers: list[object] = []
+    current = flight.current
+
+    def counting_current(key: bytes) -> Any:
+        found = current(key)
+        if found is not None:
+            followers.append(found)
+        return found
+
+    flight.current = counting_current  # type: ignore[method-assign]
 
     def release_when_all_joined() -> None:
-        wait_until(lambda: lock.exits == 6)
+        wait_until(lambda: len(followers) == 5)
         release.set()
 
     releaser = threading.Thread(target=release_when_all_joined)
@@ -400,3 +414,5 @@ def test_concurrent_identical_misses_in_asgi_hash_once() -> None:
     releaser.join(5)
     assert statuses == [200] * 6
     assert verifier.calls == 1
+    assert len(threads) == 1
+    assert middleware.gate.hash_budget.refused == 0

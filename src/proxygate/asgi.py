@@ -530,6 +530,8 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
                 return denied
             if gate.users.is_async:
                 matched = await check.averify()
+            elif check.joined is not None:  # an identical check is hashing: share it
+                matched = await asyncio.wrap_future(check.joined)
             elif check.hashes:
                 loop = asyncio.get_running_loop()
                 matched = await loop.run_in_executor(gate.hash_executor, check.verify)

@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from proxygate._http import split_absolute_target
 from proxygate.auth.basic import BasicChallenge, BasicCredentials, MalformedCredentials
@@ -113,7 +113,7 @@ class Check:
     """
 
     __slots__ = ("_credentials", "_entered", "_gate", "_head", "_key", "_reason",
-                 "_reservation")
+                 "_reservation", "joined")
 
     def __init__(self, gate: Gate, head: RequestHead, credentials: BasicCredentials | None,
                  key: bytes | None, reason: str = "bad_password") -> None:
@@ -124,6 +124,9 @@ class Check:
         self._reason = reason
         self._reservation: Reservation = NOTHING
         self._entered = False
+        #: The outcome of an identical check already hashing, when this one follows it:
+        #: a follower takes no place in the budget and no thread (the ASGI shell awaits it).
+        self.joined: Future[str | None] | None = None
 
     @property
     def needs_thread(self) -> bool:
@@ -144,9 +147,18 @@ class Check:
         return self._credentials.username if self._credentials else None
 
     def enter_budget(self) -> bool:
-        """Take a place in the hash budget (running or queued); False when it is full."""
+        """Take a place in the hash budget (running or queued); False when it is full.
+
+        A check whose twin (the same credential) is hashing already needs no place: it
+        waits for that outcome. A twin that ends in between makes this one hash after
+        all, still inside a slot: the queue bound may stretch by it, the hash bound never.
+        """
         if self._credentials is None or self._gate.users.is_async:
             return True  # nothing to hash here, or an awaited check that holds no thread
+        if self._key is not None:
+            self.joined = self._gate.flight.current(self._key)
+            if self.joined is not None:
+                return True
         self._entered = self._gate.hash_budget.try_enter()
         return self._entered
 
@@ -176,16 +188,24 @@ class Check:
         credentials = self._credentials
         if credentials is None:
             return None
-        users = self._gate.users
-        budget = self._gate.hash_budget
+        gate = self._gate
+        users = gate.users
+        budget = gate.hash_budget
+        key = self._key
 
-        def hashed() -> tuple[str | None]:
+        def hashed() -> str | None:
             with budget.slot():
-                return (users.verify(credentials.username, credentials.password),)
+                matched = users.verify(credentials.username, credentials.password)
+            if matched is not None and key is not None:
+                # Cached before the flight ends: a request arriving in between finds the
+                # success in the cache, not an empty flight it would have to hash again.
+                username = credentials.username
+                gate.cache.put(key, matched, (username, Forward(Identity(username))))
+            return matched
 
-        if self._key is None:
-            return hashed()[0]
-        return self._gate.flight.run(self._key, hashed)[0]
+        if key is None:
+            return hashed()
+        return gate.flight.run(key, hashed)
 
     async def averify(self) -> str | None:
         credentials = self._credentials
@@ -257,7 +277,7 @@ class Gate(ErrorHandler):
         self.cache: VerificationCache[tuple[str, Forward]] = VerificationCache(
             ttl=config.cache_ttl, size=config.cache_size
         )
-        self.flight: SingleFlight[tuple[str | None]] = SingleFlight()
+        self.flight: SingleFlight[str | None] = SingleFlight()
         try:
             store = make_throttle_store(config.throttle_store)
         except ValueError as exc:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 __all__ = ["SingleFlight", "VerificationCache"]
@@ -115,39 +116,40 @@ class VerificationCache(Generic[T]):
             self._entries.clear()
 
 
-class _Call(Generic[T]):
-    __slots__ = ("done", "result")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: T | None = None
-
-
 class SingleFlight(Generic[T]):
-    """Concurrent calls with the same key run the work once; the others wait for its result."""
+    """Concurrent calls with the same key run the work once; the others share its outcome.
+
+    The outcome is a :class:`concurrent.futures.Future`: a thread waits on it, and an
+    event loop awaits it (``asyncio.wrap_future``) without holding a thread at all.
+    """
 
     def __init__(self) -> None:
-        self._calls: dict[bytes, _Call[T]] = {}
+        self._calls: dict[bytes, Future[T]] = {}
         self._lock = threading.Lock()
+
+    def current(self, key: bytes) -> Future[T] | None:
+        """The outcome of the work running for ``key`` right now, if any."""
+        return self._calls.get(key)
 
     def run(self, key: bytes, work: Callable[[], T]) -> T:
         with self._lock:
-            call = self._calls.get(key)
-            leader = call is None
-            if call is None:
-                call = self._calls[key] = _Call()
+            future = self._calls.get(key)
+            leader = future is None
+            if future is None:
+                future = self._calls[key] = Future()
         if not leader:
-            call.done.wait()
-            if call.result is not None:
-                return call.result
-            return work()  # the leader failed: do the work ourselves
+            return future.result()
         try:
-            call.result = work()
+            result = work()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        else:
+            future.set_result(result)
+            return result
         finally:
             with self._lock:
                 del self._calls[key]
-            call.done.set()
-        return call.result
 
     def __len__(self) -> int:
         return len(self._calls)
