@@ -309,9 +309,7 @@ class Gate(ErrorHandler):
             return True
         if not self._exempt_prefixes or not path.startswith(self._exempt_prefixes):
             return False
-        # "/static/../admin" starts with "/static/" but means "/admin" to any app or
-        # router that resolves dot-segments: such paths are never exempt.
-        return "/." not in path or not any(seg in (".", "..") for seg in path.split("/"))
+        return _plainly_below_prefix(path)
 
     def decide(self, head: RequestHead,
                credentials: list[bytes] | None = None) -> Forward | Deny | Check:
@@ -436,6 +434,29 @@ class Gate(ErrorHandler):
         auth_log.log(level, "authentication %s (%s) user=%r client=%s request_id=%s",
                      outcome, reason, username, record["client"], record["request_id"],
                      extra={"proxygate": record})
+
+
+#: Characters some server, proxy or router reads as more than a path character: ``;`` starts
+#: a path parameter (``/static/..;/admin`` is ``/admin`` to Tomcat and Spring), ``\\`` is a
+#: separator to IIS and some Windows file servers, ``%`` is an encoding a second decoder
+#: may undo (``%2e%2e``, ``%2f``, ``%5c``).
+_TRICKY_PATH_CHARS = frozenset(";\\%")
+
+
+def _plainly_below_prefix(path: str) -> bool:
+    """True when ``path`` means the same to every router: an exempt prefix covers it.
+
+    "/static/../admin" starts with "/static/" but means "/admin" to any app or router
+    that resolves dot-segments. A path that could mean something else anywhere is
+    simply not exempt (it still gets in with credentials): printable ASCII only, no
+    ``;``, ``\\`` or ``%``, and no segment made only of dots (and spaces, which Windows
+    trims). Legitimate static paths never need any of these.
+    """
+    if not path.isascii() or not path.isprintable() or not _TRICKY_PATH_CHARS.isdisjoint(path):
+        return False
+    return "/." not in path or not any(
+        segment and not segment.strip(". ") for segment in path.split("/")
+    )
 
 
 def _in_networks(address: str,
