@@ -356,8 +356,15 @@ def test_cookies_survive_the_replacement(client: Client) -> None:
     assert response.cookies["seen"].value == "1"
 
 
-def test_a_json_401_passes_and_gains_the_challenge() -> None:
+def test_a_json_401_is_normalized_and_gains_the_challenge() -> None:
     with gate_settings(mode="origin"):
+        response = Client(headers={"Authorization": GOOD}).get("/json-401")
+    assert envelope(response, 401)["details"] == "token expired"
+    assert response["WWW-Authenticate"].startswith("Basic ")
+
+
+def test_a_json_401_passes_and_gains_the_challenge_when_json_errors_are_passed() -> None:
+    with gate_settings(mode="origin", pass_json_errors=True):
         response = Client(headers={"Authorization": GOOD}).get("/json-401")
     assert response.json() == {"detail": "token expired"}
     assert response["WWW-Authenticate"].startswith("Basic ")

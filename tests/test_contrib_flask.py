@@ -155,7 +155,14 @@ def test_the_407_exception_is_what_abort_raises(app: Flask) -> None:
         abort(407)
 
 
-def test_a_json_error_handler_passes_through(app: Flask) -> None:
+def test_a_json_error_handlers_message_is_normalized_into_the_envelope(app: Flask) -> None:
+    response = app.test_client().get("/teapot", headers=GOOD)
+    assert envelope(response, 418)["details"] == "short and stout"
+
+
+def test_a_json_error_handler_passes_through_when_json_errors_are_passed() -> None:
+    app = make_app(PROXYGATE_PASS_JSON_ERRORS=True)
+    ProxyGate(app)
     response = app.test_client().get("/teapot", headers=GOOD)
     assert response.status_code == 418
     assert response.get_json() == {"detail": "short and stout"}

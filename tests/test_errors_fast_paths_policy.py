@@ -41,8 +41,6 @@ def _by_the_rule(policy_: RewritePolicy, status: int,
         elif name.lower() == b"content-encoding" and value.strip().lower() not in (b"",
                                                                                      b"identity"):
             encoded = True
-    if content_type == b"application/problem+json":
-        return Action.PASS
     can_read = policy_.max_error_body > 0 and not encoded
     if content_type == b"application/json" or (
             content_type.startswith(b"application/") and content_type.endswith(b"+json")):
@@ -54,7 +52,7 @@ def _by_the_rule(policy_: RewritePolicy, status: int,
     return Action.INSPECT if content_type == b"text/plain" else Action.REPLACE
 
 
-@pytest.mark.parametrize("options", [{}, {"pass_json_errors": False}, {"max_error_body": 0}])
+@pytest.mark.parametrize("options", [{}, {"pass_json_errors": True}, {"max_error_body": 0}])
 def test_decide_agrees_with_the_rule_for_every_type_encoding_and_spelling(
     options: dict[str, object],
 ) -> None:

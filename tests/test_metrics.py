@@ -87,7 +87,7 @@ def test_replaced_app_error_counts_as_rewritten() -> None:
 
 def test_passed_json_error_counts_as_passed_not_normalized() -> None:
     registry = CollectorRegistry()
-    handler = _handler(registry)
+    handler = _handler(registry, pass_json_errors=True)
     handler.response_action(409, [(b"content-type", b"application/json")])
     assert _value(registry, "proxygate_error_responses_total", reason="passed",
                   status="409") == 1

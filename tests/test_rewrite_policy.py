@@ -76,26 +76,27 @@ def test_identity_encoding_is_not_compression() -> None:
     assert RewritePolicy().decide(400, [*TEXT, (b"content-encoding", b"identity")]) is Action.INSPECT
 
 
-def test_json_4xx_passes_by_default() -> None:
-    assert RewritePolicy().decide(409, JSON_CT) is Action.PASS
+@pytest.mark.parametrize("headers", [JSON_CT, PROBLEM, [(b"content-type", b"application/vnd.api+json")]],
+                         ids=["json", "problem", "vendor"])
+def test_json_4xx_is_inspected_to_be_normalized_by_default(
+        headers: list[tuple[bytes, bytes]]) -> None:
+    assert RewritePolicy().decide(409, headers) is Action.INSPECT
 
 
-def test_vendor_json_4xx_passes_by_default() -> None:
-    assert RewritePolicy().decide(409, [(b"content-type", b"application/vnd.api+json")]) \
-        is Action.PASS
-
-
-def test_json_4xx_is_inspected_when_json_errors_are_not_passed() -> None:
-    assert RewritePolicy(pass_json_errors=False).decide(409, JSON_CT) is Action.INSPECT
+@pytest.mark.parametrize("headers", [JSON_CT, PROBLEM], ids=["json", "problem"])
+def test_json_4xx_passes_when_json_errors_are_passed(headers: list[tuple[bytes, bytes]]) -> None:
+    assert RewritePolicy(pass_json_errors=True).decide(409, headers) is Action.PASS
 
 
 def test_json_5xx_is_inspected_to_recognise_an_envelope() -> None:
     assert RewritePolicy().decide(500, JSON_CT) is Action.INSPECT
 
 
-@pytest.mark.parametrize("status", [400, 503])
-def test_problem_json_is_never_wrapped_twice(status: int) -> None:
-    assert RewritePolicy(pass_json_errors=False).decide(status, PROBLEM) is Action.PASS
+@pytest.mark.parametrize("headers", [JSON_CT, PROBLEM], ids=["json", "problem"])
+@pytest.mark.parametrize("passed", [True, False])
+def test_a_5xx_json_body_is_never_passed_unread(headers: list[tuple[bytes, bytes]],
+                                                passed: bool) -> None:
+    assert RewritePolicy(pass_json_errors=passed).decide(503, headers) is Action.INSPECT
 
 
 def test_zero_max_error_body_never_buffers() -> None:
@@ -229,8 +230,13 @@ def test_html_never_becomes_details() -> None:
     assert b"short html" not in response.body
 
 
-def test_json_4xx_body_never_becomes_details_when_replaced() -> None:
-    response = _replaced(JSON_CT, 409, b'{"detail": "x"}', pass_json_errors=False)
+def test_json_4xx_detail_becomes_details_when_normalized() -> None:
+    response = _replaced(JSON_CT, 409, b'{"detail": "x"}')
+    assert json.loads(response.body)["error"]["details"] == "x"
+
+
+def test_unknown_json_4xx_shape_gets_default_details() -> None:
+    response = _replaced(JSON_CT, 409, b'{"weird": {"stack": "File /srv/app.py"}}')
     assert json.loads(response.body)["error"]["details"] == "The request could not be completed."
 
 
@@ -251,11 +257,11 @@ def test_body_past_the_bound_gets_default_details() -> None:
     assert json.loads(response.body)["error"]["details"] == "The request could not be understood."
 
 
-def test_our_envelope_is_not_wrapped_twice() -> None:
-    body = b'{"error": {"code": 500, "message": "Internal Server Error", "details": "inner"}}'
+def test_an_envelope_shaped_4xx_is_not_wrapped_twice() -> None:
+    body = b'{"error": {"code": 409, "message": "Conflict", "details": "inner"}}'
     headers = [*JSON_CT, (b"content-length", str(len(body)).encode()),
                (b"transfer-encoding", b"chunked")]
-    response = _replaced(headers, 500, body)
+    response = _replaced(headers, 409, body)
     assert response.body == body
     assert _values(response, b"content-length") == [str(len(body)).encode()]
     assert _values(response, b"transfer-encoding") == []

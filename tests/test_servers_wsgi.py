@@ -83,7 +83,8 @@ def test_what_the_server_does_with_proxy_authenticate(server: RunningServer,
 def test_app_own_json_407_with_challenge_is_never_a_500(server: RunningServer) -> None:
     reply = fetch(server.url, "/json407", GOOD)
     assert reply.status == 407
-    assert reply.json() == {"error": "log in to the proxy"}
+    error = reply.json()["error"]  # the app's JSON, normalized into the envelope
+    assert (error["code"], error["details"]) == (407, "log in to the proxy")
 
 
 def test_wrong_password_gets_407(server: RunningServer) -> None:

@@ -58,7 +58,8 @@ class Config:
     request_id_on_success: bool = False
     html_errors: bool = False
     html_template: str | None = None
-    pass_json_errors: bool = True
+    #: True: the app's 4xx JSON / problem+json errors pass untouched (5xx never do).
+    pass_json_errors: bool = False
     max_error_body: int = 65_536
     #: Count responses, normalized errors and authentication outcomes in Prometheus
     #: (extra ``prometheus``).

@@ -62,7 +62,8 @@ def request_head(environ: Environ) -> EnvironHead:
 class EnvironHead:
     """A request head read from a WSGI environ, without copying its headers."""
 
-    __slots__ = ("client", "environ", "method", "path", "request_id")
+    # ``rendered``: the envelope last rendered for this request, unset until then.
+    __slots__ = ("client", "environ", "method", "path", "rendered", "request_id")
 
     def __init__(self, environ: Environ) -> None:
         self.environ = environ

@@ -22,6 +22,11 @@ any unknown path      the framework's (or an HTML) 404
 ``GET /text-500``     500 ``text/plain`` debug-page style text holding :data:`SECRET`
 ``GET /gzip-404``     404 gzip-compressed HTML with ``Content-Encoding: gzip``
 ``GET /json-409``     409 ``application/json`` ``{"detail": "already exists"}``
+``GET /json-422``     422 FastAPI's validation list, its ``input`` holding :data:`SECRET`
+``GET /problem-404``  404 ``application/problem+json`` with ``detail`` "no order 7"
+``GET /envelope-404`` 404: the envelope already (``details`` "no order 8")
+``GET /problem-500``  500 ``application/problem+json``, ``detail`` holding :data:`SECRET`
+``GET /envelope-500`` 500 shaped as the envelope, ``details`` holding :data:`SECRET`
 ``GET /fail-midway``  200 ``text/plain``: ``first\n``, then raises (message holds :data:`SECRET`)
 ``GET /headers-404``  404 HTML with ``Set-Cookie``, ``Retry-After``, ``Vary: Origin``,
                       ``Access-Control-Allow-Origin``, ``ETag``, ``Content-MD5``,
@@ -301,6 +306,23 @@ _TEXT_500 = (
     f"RuntimeError: SELECT * FROM users WHERE password = '{SECRET}'\n"
 ).encode()
 _JSON_409 = b'{"detail": "already exists"}'
+_JSON_422 = json.dumps({"detail": [{"type": "missing", "loc": ["body", "password"],
+                                    "msg": "Field required", "input": {"pw": SECRET},
+                                    "ctx": {"given": SECRET}}]}).encode()
+_PROBLEM_404 = b'{"type": "about:blank", "title": "Not Found", "status": 404, "detail": "no order 7"}'
+_ENVELOPE_404 = b'{"error": {"code": 404, "message": "Not Found", "details": "no order 8"}}'
+_PROBLEM_500 = json.dumps({"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                           "detail": f"psycopg: password {SECRET} rejected"}).encode()
+_ENVELOPE_500 = json.dumps({"error": {"code": 500, "message": "Internal Server Error",
+                                      "details": f"Traceback: password={SECRET}"}}).encode()
+_JSON_ROUTES = {
+    "/json-409": (409, "application/json", _JSON_409),
+    "/json-422": (422, "application/json", _JSON_422),
+    "/problem-404": (404, "application/problem+json", _PROBLEM_404),
+    "/envelope-404": (404, "application/json", _ENVELOPE_404),
+    "/problem-500": (500, "application/problem+json", _PROBLEM_500),
+    "/envelope-500": (500, "application/json", _ENVELOPE_500),
+}
 
 
 def _response_for(method: str, path: str, query: str) -> tuple[int, Headers, list[bytes]] | None:
@@ -323,8 +345,9 @@ def _response_for(method: str, path: str, query: str) -> tuple[int, Headers, lis
     if path == "/gzip-404":
         return 404, [*html, ("Content-Encoding", "gzip"), ("ETag", '"z"')], \
             [gzip.compress(_HTML_404)]
-    if path == "/json-409":
-        return 409, [("Content-Type", "application/json")], [_JSON_409]
+    if path in _JSON_ROUTES:
+        status, content_type, body = _JSON_ROUTES[path]
+        return status, [("Content-Type", content_type)], [body]
     if path == "/headers-404":
         return 404, [
             *html,
@@ -515,8 +538,30 @@ def _check_gzip_404(reply: Reply) -> None:
 
 
 def _check_json_409(reply: Reply) -> None:
-    assert reply.status == 409
-    assert reply.body == _JSON_409
+    error = _envelope(reply, 409)
+    assert (error["message"], error["details"]) == ("Conflict", "already exists")
+
+
+def _check_json_422(reply: Reply) -> None:
+    error = _envelope(reply, 422)
+    assert error["details"] == [{"loc": ["body", "password"], "msg": "Field required",
+                                 "type": "missing"}]
+
+
+def _check_problem_404(reply: Reply) -> None:
+    assert _envelope(reply, 404)["details"] == "no order 7"
+
+
+def _check_envelope_404(reply: Reply) -> None:
+    assert reply.status == 404
+    assert reply.body == _ENVELOPE_404
+
+
+def _check_5xx_json_replaced(reply: Reply) -> None:
+    error = _envelope(reply, 500)
+    assert (error["message"], error["details"]) == (
+        "Internal Server Error", "The server could not complete the request.")
+    assert b"Traceback" not in reply.body and b"psycopg" not in reply.body
 
 
 def _check_headers_404(reply: Reply) -> None:
@@ -581,7 +626,15 @@ CASES: list[Case] = [
     Case("short_plain_text_400_becomes_details", Request("GET", "/text-400"), _check_text_400),
     Case("plain_text_500_body_never_carried", Request("GET", "/text-500"), _check_text_500),
     Case("gzip_404_replaced_without_encoding", Request("GET", "/gzip-404"), _check_gzip_404),
-    Case("json_409_passes_through", Request("GET", "/json-409"), _check_json_409),
+    Case("json_detail_409_is_normalized", Request("GET", "/json-409"), _check_json_409),
+    Case("json_validation_422_is_normalized_and_redacted", Request("GET", "/json-422"),
+         _check_json_422),
+    Case("problem_json_404_is_normalized", Request("GET", "/problem-404"), _check_problem_404),
+    Case("envelope_404_passes_as_it_came", Request("GET", "/envelope-404"), _check_envelope_404),
+    Case("problem_json_500_body_never_carried", Request("GET", "/problem-500"),
+         _check_5xx_json_replaced),
+    Case("envelope_shaped_500_body_never_carried", Request("GET", "/envelope-500"),
+         _check_5xx_json_replaced),
     Case("error_headers_kept_and_dropped", Request("GET", "/headers-404"), _check_headers_404),
     Case("problem_json_when_preferred",
          Request("GET", "/missing", (("Accept", "application/problem+json"),)),

@@ -185,13 +185,13 @@ class Reply:
 
 
 def fetch(base_url: str, target: str = "/", headers: Mapping[str, str] | None = None, *,
-          method: str = "GET", timeout: float = 10.0) -> Reply:
+          method: str = "GET", timeout: float = 10.0, body: bytes | None = None) -> Reply:
     """One request on a fresh connection, no proxy settings consulted; the whole reply read."""
     where = urlsplit(base_url)
     connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port,
                                             timeout=timeout)
     try:
-        connection.request(method, target, headers=dict(headers or {}))
+        connection.request(method, target, body=body, headers=dict(headers or {}))
         response = connection.getresponse()
         body = response.read()
         pairs = [(k.lower(), v) for k, v in response.getheaders()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -15,6 +16,7 @@ from proxygate.config import Config, ConfigError
 from proxygate.errors.envelope import ErrorRenderer, ErrorResponse, fallback_500
 from proxygate.errors.exceptions import ExceptionMap
 from proxygate.errors.metrics import ErrorMetrics, make_metrics
+from proxygate.errors.normalize import app_error_details
 from proxygate.errors.policy import (
     Action,
     RewritePolicy,
@@ -78,7 +80,8 @@ os.register_at_fork(after_in_child=_new_request_id_prefix)  # forked workers get
 class HeadFromPairs:
     """A request head over ``(name, value)`` pairs, as ASGI carries them."""
 
-    __slots__ = ("client", "headers", "method", "path", "request_id")
+    # ``rendered``: the envelope last rendered for this request, unset until then.
+    __slots__ = ("client", "headers", "method", "path", "rendered", "request_id")
 
     def __init__(self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]],
                  client: str | None = None) -> None:
@@ -106,6 +109,14 @@ def _is_safe_id(value: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return all(ch in _SAFE_ID_CHARS for ch in text)
+
+
+def _remember_rendered(head: RequestHead, body: bytes) -> None:
+    """Note the envelope rendered for ``head``: an outer shell seeing the same bytes come
+    back from the app (rendered there by proxygate's own handlers) passes them as they are."""
+    # A head type without the slot: its in-app envelopes are simply rendered anew.
+    with contextlib.suppress(AttributeError):
+        head.rendered = body  # type: ignore[attr-defined]
 
 
 @cache
@@ -194,6 +205,7 @@ class ErrorHandler:
             return fallback_500()
         if self.metrics is not None:
             self.metrics.rendered(status)
+        _remember_rendered(head, response.body)
         if head.method == "HEAD":
             return response.without_body()
         return response
@@ -234,23 +246,30 @@ class ErrorHandler:
         """The envelope standing in for an app's error response; never raises.
 
         ``body`` is what was buffered for an ``INSPECT`` decision (None when it ran past
-        ``max_error_body``). A body that is our envelope already goes out as it came.
+        ``max_error_body``). The envelope proxygate rendered for this very request inside
+        the app goes out as it came, and so does a 4xx body that is the envelope already;
+        a 4xx JSON error is normalized (its safe text and redacted field errors become
+        ``details``); a 5xx body is never shown, whatever its type or shape.
         """
         try:
             headers = headers if isinstance(headers, list) else list(headers)
             content_type = b""
+            details: Any = None
             if body is not None:  # only an inspected body needs its type looked at again
+                if body and body == getattr(head, "rendered", None):
+                    return self._as_it_came(head, status, headers, body)
                 for name, value in headers:
                     if name == b"content-type" or name.lower() == b"content-type":
                         content_type = media_type(value)
-                if content_type.endswith(b"json") and is_envelope(body, status):
-                    return self._as_it_came(head, status, headers, body)
+                if status < 500 and content_type.endswith(b"json"):
+                    if is_envelope(body, status):
+                        return self._as_it_came(head, status, headers, body)
+                    details = app_error_details(body, status)
             if self.metrics is not None:
                 self.metrics.error(status, "rewritten")
             # Our own request id header goes out once, with the id the body carries.
             kept = kept_headers(headers, drop=self.request_id_name)
             kept = self.with_challenge(status, kept)
-            details = None
             if (body is not None and status < 500 and content_type == b"text/plain"
                     # "Not Found" says no more than the message does: the usual text body,
                     # recognised before it is checked and decoded (~250 ns saved).

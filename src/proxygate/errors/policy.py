@@ -61,11 +61,16 @@ class RewritePolicy:
     """Decides from the status and headers alone, before any body byte is read.
 
     Only error responses (``status >= 400``) are ever buffered, and only when the
-    body may matter: a short ``text/plain`` 4xx message (it may become ``details``)
-    or a JSON body that must be checked for being an envelope already.
+    body may matter: a short ``text/plain`` 4xx message (it may become ``details``),
+    a 4xx JSON or problem+json body (what it says is normalized into the envelope), or
+    a 5xx JSON body (only to recognise the very envelope proxygate rendered inside
+    the app; whatever else it says is never shown).
+
+    ``pass_json_errors=True`` lets 4xx JSON and problem+json through untouched, for
+    teams whose clients read their own JSON errors; a 5xx body is replaced all the same.
     """
 
-    def __init__(self, *, pass_json_errors: bool = True, max_error_body: int = 65536) -> None:
+    def __init__(self, *, pass_json_errors: bool = False, max_error_body: int = 65536) -> None:
         if max_error_body < 0:
             raise ValueError("max_error_body must be 0 or more bytes")
         self.pass_json_errors = pass_json_errors
@@ -91,14 +96,12 @@ class RewritePolicy:
                     kind = _kind_of(value)
                 elif lowered == b"content-encoding":
                     encoded = encoded or _is_encoded(value)
-        if kind is _PROBLEM_JSON:
-            return _PASS  # already RFC 9457: never wrapped twice
         can_read = self.max_error_body > 0 and not encoded
-        if kind is _JSON:
+        if kind is _JSON or kind is _PROBLEM_JSON:
             if self.pass_json_errors and status < 500:
                 return _PASS
-            # A 5xx JSON body (or any JSON when pass_json_errors is off) is replaced, unless it
-            # is our own envelope already; a compressed one is never parsed to find out.
+            # Read to normalize (4xx) or to recognise our own envelope (5xx: nothing else
+            # in it is ever shown); a compressed body is never parsed, just replaced.
             return _INSPECT if can_read else _REPLACE
         if status >= 500 or not can_read:
             return _REPLACE  # 5xx text never reaches a client; compressed text is not parsed
