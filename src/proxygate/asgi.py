@@ -17,7 +17,13 @@ from proxygate.errors.metrics import ErrorMetrics
 from proxygate.errors.policy import Action
 from proxygate.gate import AUTHENTICATED, Check, Deny, Forward, Gate, absolute_form
 
-__all__ = ["REQUEST_KEY", "ErrorEnvelopeMiddleware", "ProxyGateMiddleware", "request_head"]
+__all__ = [
+    "REQUEST_KEY",
+    "ErrorEnvelopeMiddleware",
+    "ProxyGateMiddleware",
+    "request_head",
+    "settle",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -517,34 +523,40 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             await exchange.finish()
 
     async def _check(self, check: Check) -> Forward | Deny:
-        """The slow step, off the event loop: store round trips in worker threads, hashes on
-        the gate's hash threads. Admission to the hash budget is decided here, at once, so
-        an attempt beyond it never waits for a thread, and a cached request never needs one."""
-        gate = self.handler
-        if not check.enter_budget():
-            return gate.busy_response(check.head)
-        blocking = check.needs_thread
-        try:
-            denied = await asyncio.to_thread(check.admit) if blocking else check.admit()
-            if denied is not None:
-                return denied
-            if gate.users.is_async:
-                matched = await check.averify()
-            elif check.joined is not None:  # an identical check is hashing: share it
-                matched = await asyncio.wrap_future(check.joined)
-            elif check.hashes:
-                loop = asyncio.get_running_loop()
-                matched = await loop.run_in_executor(gate.hash_executor, check.verify)
-            else:
-                matched = None
-            if blocking:
-                return await asyncio.to_thread(check.conclude, matched)
-            return check.conclude(matched)
-        except BaseException:
-            if blocking:
-                await asyncio.to_thread(check.abandon)
-            else:
-                check.abandon()
-            raise
-        finally:
-            check.leave_budget()
+        return await settle(self.handler, check)
+
+
+async def settle(gate: Gate, check: Check) -> Forward | Deny:
+    """The slow step, off the event loop: store round trips in worker threads, hashes on
+    the gate's hash threads. Admission to the hash budget is decided here, at once, so
+    an attempt beyond it never waits for a thread, and a cached request never needs one.
+
+    Shared by every ASGI shell (the middleware and the forward-auth service).
+    """
+    if not check.enter_budget():
+        return gate.busy_response(check.head)
+    blocking = check.needs_thread
+    try:
+        denied = await asyncio.to_thread(check.admit) if blocking else check.admit()
+        if denied is not None:
+            return denied
+        if gate.users.is_async:
+            matched = await check.averify()
+        elif check.joined is not None:  # an identical check is hashing: share it
+            matched = await asyncio.wrap_future(check.joined)
+        elif check.hashes:
+            loop = asyncio.get_running_loop()
+            matched = await loop.run_in_executor(gate.hash_executor, check.verify)
+        else:
+            matched = None
+        if blocking:
+            return await asyncio.to_thread(check.conclude, matched)
+        return check.conclude(matched)
+    except BaseException:
+        if blocking:
+            await asyncio.to_thread(check.abandon)
+        else:
+            check.abandon()
+        raise
+    finally:
+        check.leave_budget()

@@ -1,0 +1,218 @@
+"""The forward-auth service: a gateway asks "may this request pass, and as whom?".
+
+nginx ``auth_request``, Traefik ``ForwardAuth``, Envoy HTTP ``ext_authz`` and Caddy
+``forward_auth`` each send a small check request describing the client's request. The
+service rebuilds that original request from what its gateway sends (the *dialect*),
+asks the same :class:`~proxygate.gate.Gate` as the middleware (same decision, cache,
+throttle and envelope) and answers in the shape that gateway passes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import quote, unquote
+
+from proxygate._http import split_absolute_target
+from proxygate.asgi import settle
+from proxygate.config import Config, ConfigError
+from proxygate.errors.envelope import ErrorResponse
+from proxygate.errors.handler import HeadFromPairs
+from proxygate.gate import Check, Deny, Forward, Gate
+
+__all__ = ["DIALECTS", "NGINX_PREFIX", "ForwardAuthApp", "decode_user", "encode_user"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+DIALECTS = ("nginx", "traefik", "envoy", "caddy", "generic")
+
+#: nginx passes only 2xx, 401 and 403 from its auth service and drops the body, so the
+#: nginx dialect answers every denial with a bare 401 carrying the real response in
+#: headers named ``X-Proxygate-<name>`` (``-Status``, ``-Body``, ``-Proxy-Authenticate``,
+#: ...); the shipped nginx configuration turns them back into that response.
+NGINX_PREFIX = b"x-proxygate-"
+#: Caddy's ``reverse_proxy`` strips ``Proxy-Authorization`` and ``Proxy-Authenticate``
+#: (hop-by-hop): the shipped Caddyfile carries the credential in this header when it
+#: cannot keep the real one, and the Caddy dialect copies the challenge into the other.
+CADDY_CREDENTIALS = b"x-proxygate-credentials"
+CADDY_CHALLENGE = b"x-proxygate-challenge"
+#: Envoy's ext_authz removes the request headers named here from the original request:
+#: on an exempt path (no user to set) this is how the client's own user header goes.
+ENVOY_REMOVE = b"x-envoy-auth-headers-to-remove"
+
+#: Printable ASCII but ``%`` stays as it is in the user header; everything else is
+#: percent-encoded UTF-8, so ``unquote`` always gives back the name.
+_USER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%") + " "
+_EMPTY_BODY_LENGTH = (b"content-length", b"0")
+
+
+def encode_user(name: str) -> bytes:
+    """The user header's value: ``alice`` stays ``alice``; ``zoë`` becomes ``zo%C3%AB``."""
+    return quote(name, safe=_USER_SAFE).encode("ascii")
+
+
+def decode_user(value: str | bytes) -> str:
+    """The user name back from the user header (what an upstream app calls)."""
+    text = value.decode("ascii") if isinstance(value, bytes) else value
+    return unquote(text, errors="strict")
+
+
+def _first(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+class ForwardAuthApp:
+    """The forward-auth service as an ASGI app.
+
+    ``ForwardAuthApp(gateway="nginx", users="users.htpasswd", realm="internal")``;
+    ``options`` are :class:`~proxygate.config.Config` options, validated the same way.
+    """
+
+    def __init__(self, *, gateway: str = "generic", user_header: str = "X-Authenticated-User",
+                 config: Config | None = None, **options: Any) -> None:
+        if gateway not in DIALECTS:
+            raise ConfigError(f"gateway must be one of {', '.join(DIALECTS)}, not {gateway!r}")
+        if (not isinstance(user_header, str) or not user_header
+                or not all(ch.isascii() and (ch.isalnum() or ch == "-") for ch in user_header)):
+            raise ConfigError(
+                f"user_header {user_header!r} must be a header name: letters, digits and '-'"
+            )
+        self.config = config if config is not None else Config.from_options(**options)
+        self.gate = Gate(self.config)
+        self.gateway = gateway
+        self.user_header = user_header.lower().encode("ascii")
+        self._request_id_name = self.gate.request_id_name
+        # Only the configured forwarding header is believed, and only from a trusted peer
+        # (Gate.client_address): a client's own Forwarded never reaches the decision.
+        forwarded = getattr(self.config, "forwarded_header", "x-forwarded-for")
+        self._drop = frozenset({b"x-forwarded-for" if forwarded == "forwarded" else b"forwarded"})
+
+    def __repr__(self) -> str:
+        return f"ForwardAuthApp(gateway={self.gateway!r}, {self.config!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":  # a gateway never sends a websocket to its auth service
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        head = self.original_request(scope)
+        gate = self.gate
+        try:
+            decision = gate.decide(head)
+            if type(decision) is Check:
+                decision = await settle(gate, decision)
+        except Exception as exc:  # a fault in the gate still answers in the envelope
+            decision = Deny(gate.exception_response(head, exc))
+        if type(decision) is Deny:
+            response = self.denied(decision.response)
+        else:
+            assert type(decision) is Forward
+            response = self.allowed(head, decision.identity.username
+                                    if decision.identity is not None else None)
+        if gate.metrics is not None:
+            gate.metrics.response(response.status)
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": response.headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    # -- the question -------------------------------------------------------------------
+
+    def original_request(self, scope: Scope) -> HeadFromPairs:
+        """The client's request as the gateway describes it: method, path, headers, peer."""
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        gateway = self.gateway
+        method: bytes | None = None
+        target: bytes | None = None
+        if gateway == "nginx":
+            method = _first(headers, b"x-original-method")
+            target = _first(headers, b"x-original-uri")
+        elif gateway in ("traefik", "caddy"):
+            method = _first(headers, b"x-forwarded-method")
+            target = _first(headers, b"x-forwarded-uri")
+        elif gateway == "generic":
+            method = _first(headers, b"x-forwarded-method") or _first(headers, b"x-original-method")
+            target = _first(headers, b"x-forwarded-uri") or _first(headers, b"x-original-uri")
+        # Envoy (and a gateway that sent nothing): the check request is the request.
+        method_text = method.decode("latin-1") if method else scope.get("method", "GET")
+        if target:
+            path = _path_of(target.decode("latin-1"))
+        else:
+            raw = scope.get("raw_path")
+            path = _path_of(raw.decode("latin-1")) if isinstance(raw, bytes) else scope["path"]
+        kept = [pair for pair in headers if pair[0] not in self._drop]
+        if gateway in ("caddy", "generic") and _first(kept, self.gate.credential_header) is None:
+            carried = [value for key, value in kept if key == CADDY_CREDENTIALS]
+            kept.extend((self.gate.credential_header, value) for value in carried)
+        if _first(kept, b"x-forwarded-for") is None and b"x-forwarded-for" not in self._drop:
+            real_ip = _first(kept, b"x-real-ip")
+            if real_ip is not None:  # believed only from a trusted peer, like X-Forwarded-For
+                kept.append((b"x-forwarded-for", real_ip))
+        client = scope.get("client")
+        return HeadFromPairs(method_text, path, kept, client[0] if client else None)
+
+    # -- the answers --------------------------------------------------------------------
+
+    def allowed(self, head: HeadFromPairs, username: str | None) -> ErrorResponse:
+        """200, no body, the user header (absent on exempt paths) and the request id."""
+        headers = [_EMPTY_BODY_LENGTH,
+                   (self._request_id_name, self.gate.request_id(head).encode("latin-1"))]
+        if username is not None:
+            headers.append((self.user_header, encode_user(username)))
+        elif self.gateway == "envoy":
+            # Nothing to overwrite the client's copy with: have Envoy remove it.
+            headers.append((ENVOY_REMOVE, self.user_header))
+        return ErrorResponse(200, headers, b"")
+
+    def denied(self, response: ErrorResponse) -> ErrorResponse:
+        """The denial in the shape the gateway passes on to the client."""
+        if self.gateway == "nginx":
+            return _for_nginx(response)
+        if self.gateway == "caddy":
+            challenge = _first(response.headers, self.gate.challenge_header)
+            if challenge is not None:
+                return ErrorResponse(response.status,
+                                     [*response.headers, (CADDY_CHALLENGE, challenge)],
+                                     response.body)
+        return response
+
+
+def _path_of(target: str) -> str:
+    """The decoded path of a request target (origin- or absolute-form), without the query."""
+    if not target.startswith("/"):
+        split = split_absolute_target(target)
+        if split is not None:
+            target = split[1]
+    path = target.partition("?")[0]
+    return unquote(path) or "/"
+
+
+def _for_nginx(response: ErrorResponse) -> ErrorResponse:
+    """A 401 that nginx passes, the real response folded into ``X-Proxygate-*`` headers."""
+    headers = [(NGINX_PREFIX + b"status", b"%d" % response.status)]
+    for name, value in response.headers:
+        if name != b"content-length":
+            headers.append((NGINX_PREFIX + name.lower(), value))
+    # A header value cannot hold a line break; JSON bodies have none, an HTML one may.
+    body = response.body.replace(b"\r", b"").replace(b"\n", b" ")
+    headers.append((NGINX_PREFIX + b"body", body))
+    headers.append(_EMPTY_BODY_LENGTH)
+    return ErrorResponse(401, headers, b"")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
