@@ -1,4 +1,4 @@
-"""The ``proxygate`` command: one module a command (``users``, ``serve``), assembled here."""
+"""The ``proxygate`` command: one module a command (``users``, ``serve``, ...), assembled here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from proxygate import __version__
-from proxygate.cli import serve, users
+from proxygate.cli import forward_auth, gateway_config, serve, users
 from proxygate.cli._arguments import report_unrecognized
 from proxygate.cli._common import (
     EXIT_FAILED,
@@ -67,4 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     users.register(commands)
     serve.register(commands)
+    forward_auth.register(commands)
+    gateway_config.register(commands)
     return parser

@@ -1,0 +1,120 @@
+"""``proxygate forward-auth``: run the forward-auth service a gateway asks, under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from proxygate.cli._common import EXIT_OK, CommandError
+
+__all__ = ["register"]
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def register(commands: Any) -> None:
+    """Add ``forward-auth`` to the top-level subparsers."""
+    from proxygate.forward_auth import DIALECTS
+
+    command = commands.add_parser(
+        "forward-auth",
+        help="run the forward-auth service that nginx, Traefik, Envoy or Caddy asks",
+        description="Run the forward-auth service under uvicorn in the foreground. The "
+        "gateway asks it about every request; it answers 200 with the user header, or the "
+        "denial in the shape that gateway passes on. Every other Config option can be set "
+        "with a PROXYGATE_* environment variable (PROXYGATE_MAX_FAILURES=5).",
+    )
+    command.add_argument("--users", metavar="FILE", required=True, help="htpasswd users file")
+    command.add_argument(
+        "--gateway", choices=DIALECTS, default="generic",
+        help="which gateway asks, and so how the original request is described and how "
+        "a denial is answered (default: generic)",
+    )
+    command.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    command.add_argument("--port", type=int, default=9000, help="bind port (default: 9000)")
+    command.add_argument("--realm", default=None, help="realm (default: proxygate)")
+    command.add_argument(
+        "--mode", choices=("proxy", "origin"), default=None,
+        help="proxy: 407 and Proxy-Authorization; origin: 401 and Authorization "
+        "(default: proxy)",
+    )
+    command.add_argument(
+        "--user-header", default="X-Authenticated-User", metavar="NAME",
+        help="the header carrying the user name to the upstream (default: "
+        "X-Authenticated-User)",
+    )
+    command.add_argument(
+        "--trusted-proxy", metavar="CIDR", action="append", default=None,
+        help="a peer whose X-Forwarded-For (or X-Real-IP) names the client: the gateway's "
+        "address; repeatable (default: none, the peer is the client)",
+    )
+    command.add_argument(
+        "--exempt", metavar="PATH", action="append", default=None,
+        help="a path (or PREFIX*) let through without credentials; repeatable",
+    )
+    command.add_argument(
+        "--throttle-store", metavar="URL", default=None,
+        help="where failure counts live: memory:// (default) or redis://HOST:PORT/DB, "
+        "shared by every instance",
+    )
+    command.add_argument(
+        "--log-level", choices=_LOG_LEVELS, default="info", help="log level (default: info)"
+    )
+    command.add_argument(
+        "--access-log", action="store_true",
+        help="log every check uvicorn serves (off by default: the gateway logs requests)",
+    )
+    command.set_defaults(command=_forward_auth)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line; they win over PROXYGATE_* variables."""
+    options: dict[str, Any] = {"users": args.users}
+    if args.realm is not None:
+        options["realm"] = args.realm
+    if args.mode is not None:
+        options["mode"] = args.mode
+    if args.trusted_proxy is not None:
+        options["trusted_proxies"] = tuple(args.trusted_proxy)
+    if args.exempt is not None:
+        options["exempt_paths"] = tuple(args.exempt)
+    if args.throttle_store is not None:
+        options["throttle_store"] = args.throttle_store
+    return options
+
+
+def _forward_auth(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ModuleNotFoundError:
+        raise CommandError("forward-auth needs uvicorn: pip install 'proxygate[serve]'") from None
+    from proxygate.cli.serve import _log_config
+    from proxygate.config import Config
+    from proxygate.forward_auth import ForwardAuthApp
+
+    if not 0 <= args.port <= 65535:
+        raise CommandError(f"--port {args.port} is not a port number")
+    try:
+        config = Config.from_env(**_overrides(args))
+        app = ForwardAuthApp(gateway=args.gateway, user_header=args.user_header, config=config)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(str(exc)) from None
+    print(
+        f"proxygate: forward-auth for {args.gateway} on http://{args.host}:{args.port} "
+        f"({config.mode} mode, realm {config.realm!r}, users from {args.users})",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=_log_config(args.log_level),
+        access_log=args.access_log,
+        # --trusted-proxy alone decides whose forwarding headers are believed: uvicorn's
+        # own handling would rewrite the peer address from them before the gate looks.
+        proxy_headers=False,
+        forwarded_allow_ips="",
+        server_header=False,
+    )
+    return EXIT_OK
