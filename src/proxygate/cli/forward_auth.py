@@ -24,7 +24,9 @@ def register(commands: Any) -> None:
         "denial in the shape that gateway passes on. Every other Config option can be set "
         "with a PROXYGATE_* environment variable (PROXYGATE_MAX_FAILURES=5).",
     )
-    command.add_argument("--users", metavar="FILE", required=True, help="htpasswd users file")
+    # Required options are checked by the command, not argparse: argparse would complain
+    # about them before naming a mistyped option (see cli/_arguments.py).
+    command.add_argument("--users", metavar="FILE", help="htpasswd users file (required)")
     command.add_argument(
         "--gateway", choices=DIALECTS, default="generic",
         help="which gateway asks, and so how the original request is described and how "
@@ -92,6 +94,8 @@ def _forward_auth(args: argparse.Namespace) -> int:
     from proxygate.config import Config
     from proxygate.forward_auth import ForwardAuthApp
 
+    if args.users is None:
+        raise CommandError("--users FILE is required: the service needs a users file")
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port {args.port} is not a port number")
     try:

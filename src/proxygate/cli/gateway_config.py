@@ -23,19 +23,21 @@ def register(commands: Any) -> None:
         "upstream. The last line printed is the command that starts the gateway in the "
         "foreground with those files.",
     )
-    command.add_argument("gateway", metavar="GATEWAY", choices=GATEWAYS,
-                         help=f"one of: {', '.join(GATEWAYS)}")
-    command.add_argument("--listen", metavar="HOST:PORT", required=True,
-                         help="where the gateway listens, e.g. 127.0.0.1:8080")
+    # GATEWAY and the required options are checked by the command, not argparse: argparse
+    # would complain about them before naming a mistyped option (see cli/_arguments.py).
+    command.add_argument("gateway", metavar="GATEWAY", help=f"one of: {', '.join(GATEWAYS)}")
+    command.add_argument("--listen", metavar="HOST:PORT",
+                         help="where the gateway listens, e.g. 127.0.0.1:8080 (required)")
     command.add_argument(
-        "--auth-url", metavar="URL", required=True, action="append",
+        "--auth-url", metavar="URL", action="append",
         help="the forward-auth service, e.g. http://127.0.0.1:9000/auth; repeat it for "
         "several instances (same path), the gateway spreads checks over them",
     )
-    command.add_argument("--upstream", metavar="URL", required=True,
-                         help="where allowed requests go, e.g. http://127.0.0.1:8000")
-    command.add_argument("--dir", metavar="DIR", required=True, type=Path,
-                         help="the directory for the configuration, temporary files, logs, pid")
+    command.add_argument("--upstream", metavar="URL",
+                         help="where allowed requests go, e.g. http://127.0.0.1:8000 (required)")
+    command.add_argument("--dir", metavar="DIR",
+                         help="the directory for the configuration, temporary files, logs, pid "
+                         "(required)")
     command.add_argument("--realm", default="proxygate",
                          help="the service's realm (default: proxygate)")
     command.add_argument("--mode", choices=("proxy", "origin"), default="proxy",
@@ -56,8 +58,20 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def _gateway_config(args: argparse.Namespace) -> int:
-    from proxygate.gateways import GatewayError, GatewayOptions, render, shell_command
+    from proxygate.gateways import (
+        GATEWAYS,
+        GatewayError,
+        GatewayOptions,
+        render,
+        shell_command,
+    )
 
+    if args.gateway not in GATEWAYS:
+        raise CommandError(f"GATEWAY must be one of: {', '.join(GATEWAYS)}")
+    for option, value in (("--listen HOST:PORT", args.listen), ("--auth-url URL", args.auth_url),
+                          ("--upstream URL", args.upstream), ("--dir DIR", args.dir)):
+        if value is None:
+            raise CommandError(f"{option} is required")
     host, port = parse_listen(args.listen)
     try:
         options = GatewayOptions(
@@ -66,7 +80,7 @@ def _gateway_config(args: argparse.Namespace) -> int:
             auth_url=args.auth_url[0],
             extra_auth_urls=tuple(args.auth_url[1:]),
             upstream=args.upstream,
-            directory=args.dir.resolve(),
+            directory=Path(args.dir).resolve(),
             realm=args.realm,
             mode=args.mode,
             user_header=args.user_header,
@@ -75,7 +89,7 @@ def _gateway_config(args: argparse.Namespace) -> int:
     except GatewayError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
-        raise CommandError(f"cannot write into {str(args.dir)!r}: {exc.strerror}") from None
+        raise CommandError(f"cannot write into {args.dir!r}: {exc.strerror}") from None
     print(f"proxygate: wrote the {args.gateway} configuration into {options.directory}")
     print("proxygate: start the gateway in the foreground with:")
     print(shell_command(argv), flush=True)
