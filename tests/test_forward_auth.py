@@ -228,7 +228,8 @@ def test_a_trusted_gateway_s_x_forwarded_for_names_the_client() -> None:
 
 
 def test_x_real_ip_from_a_trusted_gateway_names_the_client() -> None:
-    service = app("nginx", max_failures=1, trusted_proxies=["127.0.0.1/32"])
+    service = app("nginx", max_failures=1, trusted_proxies=["127.0.0.1/32"],
+                  forwarded_header="X-Real-IP")
     first = call_asgi(service, "GET", "/", {"proxy-authorization": creds(password="bad"),
                                             "x-real-ip": "10.0.0.7"})
     second = call_asgi(service, "GET", "/", {"proxy-authorization": creds(password="bad"),

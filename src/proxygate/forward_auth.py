@@ -88,10 +88,6 @@ class ForwardAuthApp:
         self.gateway = gateway
         self.user_header = user_header.lower().encode("ascii")
         self._request_id_name = self.gate.request_id_name
-        # Only the configured forwarding header is believed, and only from a trusted peer
-        # (Gate.client_address): a client's own Forwarded never reaches the decision.
-        forwarded = getattr(self.config, "forwarded_header", "x-forwarded-for")
-        self._drop = frozenset({b"x-forwarded-for" if forwarded == "forwarded" else b"forwarded"})
 
     def __repr__(self) -> str:
         return f"ForwardAuthApp(gateway={self.gateway!r}, {self.config!r})"
@@ -148,16 +144,14 @@ class ForwardAuthApp:
         else:
             raw = scope.get("raw_path")
             path = _path_of(raw.decode("latin-1")) if isinstance(raw, bytes) else scope["path"]
-        kept = [pair for pair in headers if pair[0] not in self._drop]
-        if gateway in ("caddy", "generic") and _first(kept, self.gate.credential_header) is None:
-            carried = [value for key, value in kept if key == CADDY_CREDENTIALS]
-            kept.extend((self.gate.credential_header, value) for value in carried)
-        if _first(kept, b"x-forwarded-for") is None and b"x-forwarded-for" not in self._drop:
-            real_ip = _first(kept, b"x-real-ip")
-            if real_ip is not None:  # believed only from a trusted peer, like X-Forwarded-For
-                kept.append((b"x-forwarded-for", real_ip))
+        # The client address is the Gate's to find: the configured forwarding header
+        # (X-Forwarded-For, X-Real-IP or Forwarded), believed only from a trusted peer.
+        if gateway in ("caddy", "generic") and _first(headers, self.gate.credential_header) is None:
+            carried = [value for key, value in headers if key == CADDY_CREDENTIALS]
+            if carried:
+                headers = [*headers, *((self.gate.credential_header, v) for v in carried)]
         client = scope.get("client")
-        return HeadFromPairs(method_text, path, kept, client[0] if client else None)
+        return HeadFromPairs(method_text, path, headers, client[0] if client else None)
 
     # -- the answers --------------------------------------------------------------------
 
