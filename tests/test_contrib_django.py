@@ -496,3 +496,50 @@ def test_users_django_refuses_a_wrong_password(auth_project: dict[str, Any]) -> 
 
 def test_users_django_refuses_an_inactive_account(auth_project: dict[str, Any]) -> None:
     assert auth_project["inactive"]["status"] == 407
+
+
+# -- forward-proxy clients --------------------------------------------------------------
+
+
+def test_proxy_mode_with_only_local_allowed_hosts_is_warning_w002() -> None:
+    for hosts in (["127.0.0.1", "localhost", "testserver"], [], ["[::1]", ".localhost"]):
+        with override_settings(PROXYGATE=BASE, MIDDLEWARE=MIDDLEWARE, ALLOWED_HOSTS=hosts):
+            [message] = check_settings()
+        assert message.id == "proxygate.W002"
+        assert "forward-proxy requests" in message.msg
+        assert message.hint and "ALLOWED_HOSTS" in message.hint
+
+
+@pytest.mark.parametrize("hosts", [["myservice.internal", "localhost"], ["*"], [".internal"]])
+def test_allowed_hosts_naming_a_target_host_pass_the_checks(hosts: list[str]) -> None:
+    assert check_ids(PROXYGATE=BASE, MIDDLEWARE=MIDDLEWARE, ALLOWED_HOSTS=hosts) == []
+
+
+def test_origin_mode_does_not_care_which_hosts_are_allowed() -> None:
+    assert check_ids(PROXYGATE={**BASE, "mode": "origin"}, MIDDLEWARE=MIDDLEWARE,
+                     ALLOWED_HOSTS=["localhost"]) == []
+
+
+def _wsgiref_call(target: str, **headers: str) -> tuple[str, bytes]:
+    """A request as runserver (wsgiref) hands it over: the whole URL in PATH_INFO."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    environ = RequestFactory()._base_environ(  # type: ignore[attr-defined]
+        PATH_INFO=target, SERVER_SOFTWARE="WSGIServer/0.2",
+        HTTP_HOST="myservice.internal", **headers)
+    seen: list[str] = []
+    body = b"".join(WSGIHandler()(environ, lambda status, headers, *a: seen.append(status)))
+    return seen[0], body
+
+
+def test_an_absolute_form_target_under_runserver_routes_on_its_path() -> None:
+    with gate_settings(), override_settings(ALLOWED_HOSTS=["myservice.internal"]):
+        status, body = _wsgiref_call("http://myservice.internal/whoami",
+                                     HTTP_PROXY_AUTHORIZATION=GOOD)
+        assert status.startswith("200"), body[:300]
+        assert json.loads(body)["user"] == "alice"
+        status, body = _wsgiref_call("http://myservice.internal/open")
+        assert status.startswith("200"), body[:300]  # exempt: matched on the path
+        status, body = _wsgiref_call("http://myservice.internal/whoami")
+        assert status.startswith("407")

@@ -21,6 +21,7 @@ __all__ = [
     "EnvironHead",
     "ErrorEnvelopeMiddleware",
     "ProxyGateMiddleware",
+    "from_absolute_form",
     "refuses_hop_by_hop",
     "request_head",
 ]
@@ -90,7 +91,7 @@ _KEYS = {
 }
 
 
-def _from_absolute_form(environ: Environ) -> None:
+def from_absolute_form(environ: Environ) -> None:
     """``GET http://host/path?q`` from a forward-proxy client reaches the app as ``/path?q``.
 
     Split the raw request URI where the server keeps one (gunicorn's ``RAW_URI``, others'
@@ -410,7 +411,7 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path and not path.startswith("/"):
-            _from_absolute_form(environ)
+            from_absolute_form(environ)
         head = EnvironHead(environ)
         gate = self.handler
         # The credential read straight from the environ: CGI keeps one value per name.

@@ -7,7 +7,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
 DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
-ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+# A forward-proxy client asks for http://myservice.internal/...: Django takes the host
+# from that target and answers 400 to one not listed here (proxygate's check W002 warns).
+ALLOWED_HOSTS = ["myservice.internal", "127.0.0.1", "localhost", "testserver"]
 
 INSTALLED_APPS = [
     "proxygate.contrib.django",  # registers proxygate's system checks

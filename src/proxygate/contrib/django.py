@@ -37,7 +37,7 @@ from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import HeadFromPairs, RequestHead
 from proxygate.errors.policy import Action
 from proxygate.gate import Check, Deny, Forward, Gate
-from proxygate.wsgi import EnvironHead, environ_key, refuses_hop_by_hop
+from proxygate.wsgi import EnvironHead, environ_key, from_absolute_form, refuses_hop_by_hop
 
 __all__ = [
     "ProxyGateAppConfig",
@@ -99,10 +99,13 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None,
                                      id="proxygate.E001"))
     else:
         try:
-            Gate(config_from_settings())
+            config = config_from_settings()
+            Gate(config)
         except ConfigError as exc:
             messages.append(checks.Error(f"settings.PROXYGATE: {exc}", hint=_HINT,
                                          id="proxygate.E002"))
+        else:
+            messages.extend(_check_allowed_hosts(config))
     if MIDDLEWARE_PATH not in getattr(settings, "MIDDLEWARE", ()):
         messages.append(checks.Warning(
             f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: nothing is authenticated.",
@@ -110,6 +113,33 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None,
             id="proxygate.W001",
         ))
     return messages
+
+
+#: Names that only ever reach this machine: Django's test client's and loopback's.
+_LOCAL_HOSTS = frozenset({"localhost", ".localhost", "127.0.0.1", "::1", "[::1]", "testserver"})
+
+
+def _check_allowed_hosts(config: Config) -> list[checks.CheckMessage]:
+    """Proxy mode with only local names allowed: every forward-proxy request answers 400.
+
+    A forward-proxy client asks for ``http://myservice.internal/report``; Django takes
+    the host from the target and refuses one that ``ALLOWED_HOSTS`` does not list,
+    before any view runs (the 400 "The request could not be understood").
+    """
+    if config.mode != "proxy":
+        return []
+    allowed = [str(host).lower() for host in getattr(settings, "ALLOWED_HOSTS", ())]
+    if "*" in allowed or any(host not in _LOCAL_HOSTS for host in allowed):
+        return []
+    listed = ", ".join(repr(host) for host in allowed) or "nothing"
+    return [checks.Warning(
+        f"PROXYGATE runs in proxy mode but ALLOWED_HOSTS lists only local names ({listed}): "
+        "Django answers 400 to forward-proxy requests for any other host "
+        "(curl -x http://127.0.0.1:8000 http://myservice.internal/report).",
+        hint="Add the host names clients reach through the proxy to ALLOWED_HOSTS "
+        "(ALLOWED_HOSTS = [\"myservice.internal\", ...]).",
+        id="proxygate.W002",
+    )]
 
 
 class ProxyGateAppConfig(AppConfig):
@@ -145,6 +175,25 @@ def _head(request: HttpRequest) -> RequestHead:
     head = EnvironHead(request.META)
     head.path = request.path_info or "/"
     return head
+
+
+def _route_absolute_form(request: HttpRequest) -> None:
+    """``GET http://host/path`` from a forward-proxy client routes on ``/path``.
+
+    gunicorn and uvicorn split such a target themselves; runserver (wsgiref) leaves
+    the whole URL in ``PATH_INFO``, and Django would resolve every path to 404 and
+    match no exempt path. Runs before URL resolution, which reads ``path_info``.
+    """
+    if request.path_info.startswith("/"):
+        return
+    meta = request.META
+    meta["PATH_INFO"] = request.path_info
+    from_absolute_form(meta)
+    path_info = meta["PATH_INFO"]
+    if not path_info.startswith("/"):
+        return  # not an absolute URL either: leave it for Django to refuse
+    request.path_info = path_info
+    request.path = str(meta.get("SCRIPT_NAME", "")).rstrip("/") + path_info
 
 
 def _drops_challenge(request: HttpRequest) -> bool:
@@ -222,6 +271,7 @@ class ProxyGateMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
+        _route_absolute_form(request)
         head = _head(request)
         decision = self.gate.decide(head)
         if type(decision) is Check:
@@ -235,6 +285,7 @@ class ProxyGateMiddleware:
         return self._normalize(request, head, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        _route_absolute_form(request)
         head = _head(request)
         decision = self.gate.decide(head)
         if type(decision) is Check:
