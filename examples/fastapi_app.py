@@ -1,6 +1,7 @@
 """A small FastAPI service behind proxygate: envelopes in the app and in the OpenAPI schema.
 
-Run it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
+Needs ``pip install "proxygate[fastapi,serve]"``. From the checkout's root, start the server
+and try it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
 
     uvicorn --app-dir examples fastapi_app:app --port 8000
     curl -x http://127.0.0.1:8000 --proxy-user demo:demo-password http://127.0.0.1:8000/whoami

@@ -1,12 +1,14 @@
 """A small Flask service behind proxygate's Flask extension.
 
-Run it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
+Needs ``pip install "proxygate[flask,gunicorn]"``. From the checkout's root, start one
+of the two servers and try it (demo user ``demo``, password ``demo-password``, from
+``users.htpasswd``)::
 
     gunicorn --chdir examples flask_app:app --bind 127.0.0.1:8000
+    flask --app examples/flask_app.py run --port 8000          # or Flask's own server
     curl -x http://127.0.0.1:8000 --proxy-user demo:demo-password http://127.0.0.1:8000/whoami
 
-or ``flask --app examples/flask_app.py run``. Set ``DEMO_USERS_FILE`` to use
-another htpasswd file (``proxygate users add FILE NAME``).
+Set ``DEMO_USERS_FILE`` to use another htpasswd file (``proxygate users add FILE NAME``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A plain ASGI service behind proxygate: no framework, just the ASGI spec.
 
-Run it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
+Needs ``pip install "proxygate[serve]"``. From the checkout's root, start the server
+and try it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
 
     uvicorn --app-dir examples plain_asgi:app --port 8000
     curl -x http://127.0.0.1:8000 --proxy-user demo:demo-password http://127.0.0.1:8000/whoami

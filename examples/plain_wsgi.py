@@ -1,6 +1,7 @@
 """A plain WSGI service behind proxygate: no framework, just PEP 3333.
 
-Run it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
+Needs ``pip install "proxygate[gunicorn]"``. From the checkout's root, start the server
+and try it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
 
     gunicorn --chdir examples plain_wsgi:application --bind 127.0.0.1:8000
     curl -x http://127.0.0.1:8000 --proxy-user demo:demo-password http://127.0.0.1:8000/whoami

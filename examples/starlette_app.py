@@ -1,6 +1,7 @@
 """A small Starlette service behind proxygate, with envelopes from inside the app too.
 
-Run it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
+Needs ``pip install "proxygate[starlette,serve]"``. From the checkout's root, start the server
+and try it (demo user ``demo``, password ``demo-password``, from ``users.htpasswd``)::
 
     uvicorn --app-dir examples starlette_app:app --port 8000
     curl -x http://127.0.0.1:8000 --proxy-user demo:demo-password http://127.0.0.1:8000/whoami
