@@ -9,6 +9,7 @@ that response (status, challenge, envelope, ``Retry-After``, ``Cache-Control``).
 from __future__ import annotations
 
 import grp
+import ipaddress
 import os
 import pwd
 import re
@@ -29,7 +30,7 @@ DENIAL_STATUSES = (400, 401, 403, 407, 429, 500, 503)
 #: The first nginx whose open-source build has ``ngx_http_tunnel_module`` (CONNECT).
 TUNNEL_SINCE = (1, 31, 0)
 #: A placeholder the request id variable replaces in the envelopes written here.
-_ID_MARK = "\x01"
+_ID_MARK = "proxygateRequestIdMark"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,6 @@ def render(options: GatewayOptions) -> list[str]:
             "(--with-http_auth_request_module); Debian's nginx-light has it"
         )
     directory = options.directory
-    (directory / "temp").mkdir(exist_ok=True)
     text = render_config(options, build, worker_user=_worker_user(directory))
     conf = write_file(directory, "nginx.conf", text)
     return ["nginx", "-p", f"{directory}/", "-e", str(directory / "error.log"), "-c", str(conf)]
@@ -126,19 +126,20 @@ def render_config(options: GatewayOptions, build: NginxBuild, *,
                   worker_user: tuple[str, str] | None = None) -> str:
     """The whole ``nginx.conf`` for ``options``, for the nginx ``build`` describes."""
     directory = options.directory
-    temp = directory / "temp"
+    # nginx makes these itself, as the user it runs as (owned by the workers' user).
+    temp = directory
     auth = options.auth
     upstream = options.upstream_url
     if auth.scheme != "http":
         raise GatewayError("the forward-auth service is reached over http:// (keep it local)")
     user_variable = "$upstream_http_" + options.user_header.lower().replace("-", "_")
-    temp_paths = [f"    client_body_temp_path {temp}/client_body;",
-                  f"    proxy_temp_path {temp}/proxy;"]
+    temp_paths = [f"    client_body_temp_path {temp}/client_body_temp;",
+                  f"    proxy_temp_path {temp}/proxy_temp;"]
     for module, directive in (("http_fastcgi_module", "fastcgi_temp_path"),
                               ("http_uwsgi_module", "uwsgi_temp_path"),
                               ("http_scgi_module", "scgi_temp_path")):
         if build.has(module):
-            temp_paths.append(f"    {directive} {temp}/{directive.partition('_')[0]};")
+            temp_paths.append(f"    {directive} {temp}/{directive.partition('_')[0]}_temp;")
     listen = (f"[{options.listen_host}]:{options.listen_port}" if ":" in options.listen_host
               else f"{options.listen_host}:{options.listen_port}")
     denied_returns = "\n".join(
@@ -148,9 +149,21 @@ def render_config(options: GatewayOptions, build: NginxBuild, *,
     challenge_variable = ("$proxygate_proxy_authenticate" if options.mode == "proxy"
                           else "$proxygate_www_authenticate")
     user_line = f"user {worker_user[0]} {worker_user[1]};\n" if worker_user else ""
-    tunnel = _tunnel(options) if build.has_tunnel else (
-        "        # This nginx has no tunnel module (nginx 1.31+): CONNECT is refused.\n"
-    )
+    if build.has_tunnel:
+        resolver = _resolver()
+        tunnel_server = (
+            "        # CONNECT host:port (curl -x ... https://...) is asked about like any\n"
+            "        # request, then tunnelled; names are resolved with the system's resolver.\n"
+            + (f"        resolver {resolver} ipv6=off;\n" if resolver else
+               "        # No nameserver in /etc/resolv.conf: CONNECT to IP addresses only.\n")
+        )
+        tunnel_location = "            if ($request_method = CONNECT) { tunnel_pass; }\n"
+    else:
+        tunnel_server = (
+            f"        # nginx {'.'.join(map(str, build.version))} has no tunnel module "
+            "(nginx 1.31+ has): it refuses CONNECT.\n"
+        )
+        tunnel_location = ""
     return f"""\
 # Written by `proxygate gateway-config nginx` for nginx {'.'.join(map(str, build.version))}.
 # Every line is explained in docs/gateways.md. Start it with:
@@ -199,7 +212,7 @@ http {{
         # Any Host, and absolute-form targets (curl -x): no server_name check.
         server_name _;
 
-{tunnel}
+{tunnel_server}
         location / {{
             # One check per request; the error pages below never ask again.
             auth_request {AUTH_LOCATION};
@@ -218,7 +231,7 @@ http {{
             error_page 502 = @proxygate_bad_gateway;
             error_page 504 = @proxygate_gateway_timeout;
 
-            proxy_pass http://proxygate_upstream;
+{tunnel_location}            proxy_pass http://proxygate_upstream;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
@@ -290,10 +303,18 @@ http {{
 """
 
 
-def _tunnel(options: GatewayOptions) -> str:
-    """CONNECT through ``ngx_http_tunnel_module``, asking the service like any request."""
-    return """\
-        # CONNECT host:port (curl -x ... https://...): asked like any request, then tunnelled.
-        resolver 127.0.0.1 ipv6=off;
-        tunnel_pass;
-"""
+def _resolver() -> str | None:
+    """The first nameserver of /etc/resolv.conf, for CONNECT to host names."""
+    try:
+        lines = Path("/etc/resolv.conf").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            try:
+                address = ipaddress.ip_address(words[1].partition("%")[0])
+            except ValueError:
+                continue
+            return f"[{address}]" if address.version == 6 else str(address)
+    return None
