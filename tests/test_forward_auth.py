@@ -11,8 +11,6 @@ import pytest
 
 from proxygate.config import ConfigError
 from proxygate.forward_auth import (
-    CADDY_CHALLENGE,
-    CADDY_CREDENTIALS,
     DIALECTS,
     ENVOY_REMOVE,
     ForwardAuthApp,
@@ -188,16 +186,78 @@ def test_nginx_throttled_denial_carries_429_and_retry_after() -> None:
     assert int(throttled.header("x-proxygate-retry-after") or "0") >= 1
 
 
-def test_caddy_denial_also_carries_the_challenge_under_a_name_caddy_keeps() -> None:
-    result = call_asgi(app("caddy"), "GET", "/")
+def test_caddy_denial_is_the_real_response_unchanged() -> None:
+    # The shipped Caddyfile carries Proxy-Authenticate past reverse_proxy itself.
+    caddy = call_asgi(app("caddy"), "GET", "/auth", {"x-forwarded-uri": "/x"})
+    generic = call_asgi(app("generic"), "GET", "/auth", {"x-forwarded-uri": "/x"})
+    assert caddy.status == generic.status == 407
+    assert sorted(name for name, _ in caddy.headers) == sorted(name for name, _ in generic.headers)
+
+
+def test_caddy_s_empty_credential_is_no_credential_and_counts_no_failure() -> None:
+    # Caddy's header_up sends "Proxy-Authorization: " when the client sent none.
+    service = app("caddy", max_failures=1, trusted_proxies=["127.0.0.1/32"])
+    headers = {"proxy-authorization": "", "x-forwarded-uri": "/x",
+               "x-forwarded-for": "203.0.113.9"}
+    for _ in range(3):
+        denied = call_asgi(service, "GET", "/auth", headers, client=("127.0.0.1", 1))
+        assert denied.status == 407
+    allowed = call_asgi(service, "GET", "/auth",
+                        {**headers, "proxy-authorization": creds()}, client=("127.0.0.1", 1))
+    assert allowed.status == 200
+
+
+def test_another_dialect_counts_an_empty_credential_as_malformed() -> None:
+    service = app("traefik", max_failures=1, trusted_proxies=["127.0.0.1/32"])
+    headers = {"proxy-authorization": "", "x-forwarded-uri": "/x",
+               "x-forwarded-for": "203.0.113.10"}
+    call_asgi(service, "GET", "/auth", headers, client=("127.0.0.1", 1))
+    throttled = call_asgi(service, "GET", "/auth", {**headers, "proxy-authorization": creds()},
+                          client=("127.0.0.1", 1))
+    assert throttled.status == 429
+
+
+def test_an_x_proxygate_credentials_header_is_not_a_credential() -> None:
+    result = call_asgi(app("caddy"), "GET", "/", {"x-proxygate-credentials": creds()})
     assert result.status == 407
-    assert result.header(CADDY_CHALLENGE.decode()) == result.header("proxy-authenticate")
 
 
-def test_caddy_reads_the_credential_caddy_carried_when_the_real_one_was_stripped() -> None:
-    result = call_asgi(app("caddy"), "GET", "/", {CADDY_CREDENTIALS.decode(): creds()})
+@pytest.mark.parametrize(("method", "uri", "status"), [
+    ("DELETE", "/healthz?probe=1", 200), ("DELETE", "/private", 407),
+])
+def test_envoy_judges_the_request_its_configuration_describes_in_x_forwarded(
+        method: str, uri: str, status: int) -> None:
+    # Envoy asks PREFIX + path: the check request's own path is /auth/<path>.
+    result = call_asgi(app("envoy", exempt_paths=["/healthz"]), "GET", "/auth" + uri,
+                       {"x-forwarded-method": method, "x-forwarded-uri": uri})
+    assert result.status == status
+
+
+# -- Traefik's error pages ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
+def test_traefik_error_page_is_the_envelope_for_the_status(status: int) -> None:
+    result = call_asgi(app("traefik"), "GET", f"/auth/.proxygate-error/{status}",
+                       {"x-request-id": "trace-9", "accept": "application/json"})
+    assert result.status == status
+    assert result.header("content-type") == "application/json"
+    error = result.json()["error"]
+    assert (error["code"], error["request_id"]) == (status, "trace-9")
+
+
+@pytest.mark.parametrize("path", ["/auth/.proxygate-error/200", "/auth/.proxygate-error/407",
+                                  "/auth/.proxygate-error/503/x", "/auth/.proxygate-error/5031"])
+def test_only_a_5xx_error_page_is_served_and_nothing_else_passes(path: str) -> None:
+    result = call_asgi(app("traefik"), "GET", path, {})
+    assert result.status == 407  # asked like a check: no credential, the challenge
+
+
+def test_a_check_request_is_never_taken_for_an_error_page() -> None:
+    result = call_asgi(app("traefik"), "GET", "/auth/.proxygate-error/503",
+                       {"x-forwarded-uri": "/x", "proxy-authorization": creds()})
     assert result.status == 200
-    assert result.header("x-authenticated-user") == "alice"
+    assert call_asgi(app("caddy"), "GET", "/auth/.proxygate-error/503", {}).status == 407
 
 
 def test_two_credentials_are_refused() -> None:

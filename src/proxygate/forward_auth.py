@@ -9,6 +9,7 @@ throttle and envelope) and answers in the shape that gateway passes on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote, unquote
@@ -34,11 +35,9 @@ DIALECTS = ("nginx", "traefik", "envoy", "caddy", "generic")
 #: headers named ``X-Proxygate-<name>`` (``-Status``, ``-Body``, ``-Proxy-Authenticate``,
 #: ...); the shipped nginx configuration turns them back into that response.
 NGINX_PREFIX = b"x-proxygate-"
-#: Caddy's ``reverse_proxy`` strips ``Proxy-Authorization`` and ``Proxy-Authenticate``
-#: (hop-by-hop): the shipped Caddyfile carries the credential in this header when it
-#: cannot keep the real one, and the Caddy dialect copies the challenge into the other.
-CADDY_CREDENTIALS = b"x-proxygate-credentials"
-CADDY_CHALLENGE = b"x-proxygate-challenge"
+#: The Traefik configuration's error pages: Traefik cannot write a body itself, so its
+#: ``errors`` middleware asks ``<auth path>/.proxygate-error/<status>`` for an upstream 5xx.
+TRAEFIK_ERROR_PAGE = re.compile(r"/\.proxygate-error/(5\d\d)")
 #: Envoy's ext_authz removes the request headers named here from the original request:
 #: on an exempt path (no user to set) this is how the client's own user header goes.
 ENVOY_REMOVE = b"x-envoy-auth-headers-to-remove"
@@ -100,6 +99,11 @@ class ForwardAuthApp:
         if kind != "http":  # a gateway never sends a websocket to its auth service
             await send({"type": "websocket.close", "code": 1008})
             return
+        if self.gateway == "traefik":
+            page = self.error_page(scope)
+            if page is not None:
+                await _send(send, page)
+                return
         head = self.original_request(scope)
         gate = self.gate
         try:
@@ -116,9 +120,7 @@ class ForwardAuthApp:
                                     if decision.identity is not None else None)
         if gate.metrics is not None:
             gate.metrics.response(response.status)
-        await send({"type": "http.response.start", "status": response.status,
-                    "headers": response.headers})
-        await send({"type": "http.response.body", "body": response.body})
+        await _send(send, response)
 
     # -- the question -------------------------------------------------------------------
 
@@ -131,13 +133,16 @@ class ForwardAuthApp:
         if gateway == "nginx":
             method = _first(headers, b"x-original-method")
             target = _first(headers, b"x-original-uri")
-        elif gateway in ("traefik", "caddy"):
+        elif gateway in ("traefik", "caddy", "envoy"):
+            # Written by the gateway over anything the client sent under these names
+            # (Envoy's shipped configuration writes them in its header_mutation filter).
             method = _first(headers, b"x-forwarded-method")
             target = _first(headers, b"x-forwarded-uri")
         elif gateway == "generic":
             method = _first(headers, b"x-forwarded-method") or _first(headers, b"x-original-method")
             target = _first(headers, b"x-forwarded-uri") or _first(headers, b"x-original-uri")
-        # Envoy (and a gateway that sent nothing): the check request is the request.
+        # A gateway that sent nothing (Envoy configured without the header_mutation): the
+        # check request is the request.
         method_text = method.decode("latin-1") if method else scope.get("method", "GET")
         if target:
             path = _path_of(target.decode("latin-1"))
@@ -146,10 +151,11 @@ class ForwardAuthApp:
             path = _path_of(raw.decode("latin-1")) if isinstance(raw, bytes) else scope["path"]
         # The client address is the Gate's to find: the configured forwarding header
         # (X-Forwarded-For, X-Real-IP or Forwarded), believed only from a trusted peer.
-        if gateway in ("caddy", "generic") and _first(headers, self.gate.credential_header) is None:
-            carried = [value for key, value in headers if key == CADDY_CREDENTIALS]
-            if carried:
-                headers = [*headers, *((self.gate.credential_header, v) for v in carried)]
+        if gateway == "caddy" and _first(headers, self.gate.credential_header) == b"":
+            # Caddy's header_up writes the credential from a placeholder that is empty when
+            # the client sent none: that is no credential, not a malformed one to count.
+            credential = self.gate.credential_header
+            headers = [pair for pair in headers if pair != (credential, b"")]
         client = scope.get("client")
         return HeadFromPairs(method_text, path, headers, client[0] if client else None)
 
@@ -170,13 +176,21 @@ class ForwardAuthApp:
         """The denial in the shape the gateway passes on to the client."""
         if self.gateway == "nginx":
             return _for_nginx(response)
-        if self.gateway == "caddy":
-            challenge = _first(response.headers, self.gate.challenge_header)
-            if challenge is not None:
-                return ErrorResponse(response.status,
-                                     [*response.headers, (CADDY_CHALLENGE, challenge)],
-                                     response.body)
         return response
+
+    def error_page(self, scope: Scope) -> ErrorResponse | None:
+        """The envelope Traefik's ``errors`` middleware asks for, or None for a check.
+
+        An error page is never an allow: whoever asks for one gets a 5xx, so a client
+        who reaches this URL gains nothing by it.
+        """
+        if _first(scope["headers"], b"x-forwarded-uri") is not None:
+            return None  # a check request: its path is the auth URL's, not a page's
+        match = TRAEFIK_ERROR_PAGE.search(scope.get("path", ""))
+        if match is None or match.end() != len(scope["path"]):
+            return None
+        head = HeadFromPairs("GET", scope["path"], scope["headers"], None)
+        return self.gate.render(head, int(match.group(1)))
 
 
 def _path_of(target: str) -> str:
@@ -200,6 +214,12 @@ def _for_nginx(response: ErrorResponse) -> ErrorResponse:
     headers.append((NGINX_PREFIX + b"body", body))
     headers.append(_EMPTY_BODY_LENGTH)
     return ErrorResponse(401, headers, b"")
+
+
+async def _send(send: Send, response: ErrorResponse) -> None:
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": response.headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -36,6 +36,9 @@ __all__ = [
 #: when that gateway is asked for, so one gateway's module never costs another's users.
 RENDERERS: dict[str, str] = {
     "nginx": "proxygate.gateways.nginx",
+    "traefik": "proxygate.gateways.traefik",
+    "envoy": "proxygate.gateways.envoy",
+    "caddy": "proxygate.gateways.caddy",
 }
 
 GATEWAYS: tuple[str, ...] = tuple(RENDERERS)

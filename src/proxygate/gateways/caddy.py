@@ -160,7 +160,8 @@ http://:{options.listen_port} {{
 \t\t# The service could not be asked: 503, never a 407 that would make clients prompt.
 \t\t@auth_unreachable vars proxygate_phase auth
 \t\thandle @auth_unreachable {{
-{block(2, envelope_headers.replace(_REQUEST_ID, _OWN_ID))}\t\t\theader Retry-After {AUTH_UNAVAILABLE_RETRY_AFTER}
+{block(2, envelope_headers.replace(_REQUEST_ID, _OWN_ID))}\
+\t\t\theader Retry-After {AUTH_UNAVAILABLE_RETRY_AFTER}
 \t\t\t{_respond("503", AUTH_UNAVAILABLE_DETAILS, "Service Unavailable", request_id=_OWN_ID)}
 \t\t}}
 \t\t# The upstream could not be reached, or did not answer in time.

@@ -26,6 +26,13 @@ __all__ = ["render", "render_config"]
 #: Envoy's response flags for an upstream it could not use: connection failure, no healthy
 #: host, retries exhausted, overflow, connection cut. Answered 502, as nginx and Caddy do.
 _UPSTREAM_FAILED = ("UF", "UH", "URX", "UO", "UC", "UR")
+#: The ``@type`` of each typed config below (Envoy's v3 API names, too long to inline).
+_TYPE = "type.googleapis.com/envoy."
+_HCM = _TYPE + "extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_STATUS_INPUT = _TYPE + "type.matcher.v3.HttpResponseStatusCodeMatchInput"
+_STATUS_CLASS_INPUT = _TYPE + "type.matcher.v3.HttpResponseStatusCodeClassMatchInput"
+_LOCAL_RESPONSE = (_TYPE + "extensions.http.custom_response.local_response_policy.v3."
+                   "LocalResponsePolicy")
 _SAFE_PATH = re.compile(r"[A-Za-z0-9/._~%!$&'()*+,;=:@-]*")
 
 
@@ -93,49 +100,43 @@ def _json_envelope(status: int | str, details: str | None = None) -> str:
             f"request_id: \"%REQ(X-REQUEST-ID)%\"}}}}")
 
 
-def _upstream_error_matchers() -> str:
-    """custom_response matchers: each 5xx the upstream sends becomes that status's envelope."""
-    return "".join(f"""\
+def _upstream_error_matcher(name: str, input_name: str, input_type: str, value: str,
+                            json_format: str) -> str:
+    """One custom_response matcher: a response whose status matches gets the envelope."""
+    return f"""\
                   - predicate:
                       single_predicate:
                         input:
-                          name: status_code
+                          name: {input_name}
                           typed_config:
-                            "@type": type.googleapis.com/envoy.type.matcher.v3.HttpResponseStatusCodeMatchInput
-                        value_match: {{exact: "{status}"}}
+                            "@type": {input_type}
+                        value_match: {{exact: "{value}"}}
                     on_match:
                       action:
-                        name: envelope_{status}
+                        name: {name}
                         typed_config:
-                          "@type": type.googleapis.com/envoy.extensions.http.custom_response.local_response_policy.v3.LocalResponsePolicy
+                          "@type": {_LOCAL_RESPONSE}
                           body_format:
-                            json_format: {_json_envelope(status)}
-                          response_headers_to_add:
-                          - header: {{key: content-type, value: application/json}}
-                            append_action: OVERWRITE_IF_EXISTS_OR_ADD
-                          - header: {{key: vary, value: Accept}}
-                            append_action: OVERWRITE_IF_EXISTS_OR_ADD
-""" for status in SERVER_ERRORS) + f"""\
-                  - predicate:
-                      single_predicate:
-                        input:
-                          name: status_code_class
-                          typed_config:
-                            "@type": type.googleapis.com/envoy.type.matcher.v3.HttpResponseStatusCodeClassMatchInput
-                        value_match: {{exact: "5xx"}}
-                    on_match:
-                      action:
-                        name: envelope_other_5xx
-                        typed_config:
-                          "@type": type.googleapis.com/envoy.extensions.http.custom_response.local_response_policy.v3.LocalResponsePolicy
-                          body_format:
-                            json_format: {_json_envelope("%RESPONSE_CODE%")}
+                            json_format: {json_format}
                           response_headers_to_add:
                           - header: {{key: content-type, value: application/json}}
                             append_action: OVERWRITE_IF_EXISTS_OR_ADD
                           - header: {{key: vary, value: Accept}}
                             append_action: OVERWRITE_IF_EXISTS_OR_ADD
 """
+
+
+def _upstream_error_matchers() -> str:
+    """Each named 5xx the upstream sends becomes that status's envelope; any other 5xx the
+    generic server-error one (first match wins)."""
+    named = "".join(
+        _upstream_error_matcher(f"envelope_{status}", "status_code", _STATUS_INPUT, str(status),
+                                _json_envelope(status))
+        for status in SERVER_ERRORS
+    )
+    return named + _upstream_error_matcher("envelope_other_5xx", "status_code_class",
+                                           _STATUS_CLASS_INPUT, "5xx",
+                                           _json_envelope("%RESPONSE_CODE%"))
 
 
 def render_config(options: GatewayOptions) -> str:
@@ -163,7 +164,7 @@ static_resources:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          "@type": {_HCM}
           stat_prefix: proxygate
           # Envoy is the edge: the peer is the client, and x-envoy-* headers from it are dropped.
           use_remote_address: true
@@ -270,7 +271,10 @@ static_resources:
                 - exact: x-forwarded-method
                 - exact: x-forwarded-uri
               http_service:
-                server_uri: {{uri: {json.dumps(auth.origin + auth.path)}, cluster: proxygate_auth, timeout: 10s}}
+                server_uri:
+                  uri: {json.dumps(auth.origin + auth.path)}
+                  cluster: proxygate_auth
+                  timeout: 10s
                 # Envoy asks PREFIX + the client's path, with the client's method.
                 path_prefix: {json.dumps(prefix)}
                 authorization_response:

@@ -3,8 +3,8 @@
 Traefik's ForwardAuth passes ``Proxy-Authorization`` to the service (traefik#7433) and
 any non-2xx answer to the client with its headers and body, so denials need no
 translation (traefik dialect). Traefik cannot write a response body of its own, so an
-upstream that fails reaches the client as Traefik's plain ``502 Bad Gateway``.
-docs/gateways.md explains every line.
+upstream 5xx (or Traefik's own 502 when the upstream is down) is replaced by the envelope
+the service renders at ``ERROR_PAGE`` under its path. docs/gateways.md explains every line.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import re
 
 from proxygate.gateways import GatewayError, GatewayOptions, write_file
 
-__all__ = ["render", "render_dynamic", "render_static", "user_header_pattern"]
+__all__ = ["ERROR_PAGE", "render", "render_dynamic", "render_static", "user_header_pattern"]
 
+#: Where under the auth URL's path the service renders the envelope for a status (the
+#: traefik dialect answers ``<path>/.proxygate-error/503`` with the 503 envelope).
+ERROR_PAGE = ".proxygate-error"
 #: The most a denial from the service may weigh (an envelope is a few hundred bytes).
 MAX_AUTH_RESPONSE_BYTES = 1 << 20
 
@@ -68,6 +71,8 @@ def render_dynamic(options: GatewayOptions) -> str:
     if upstream.path != "/":
         raise GatewayError(f"the upstream {options.upstream!r} has a path; give scheme://host:port")
     credential = options.credential_header
+    auth = options.auth
+    error_query = f"{auth.path.rstrip('/')}/{ERROR_PAGE}/{{status}}"
     return f"""\
 # Written by `proxygate gateway-config traefik`; docs/gateways.md explains every line.
 http:
@@ -76,8 +81,8 @@ http:
       entryPoints: [proxygate]
       # Any Host, and absolute-form targets (curl -x): no Host rule.
       rule: "PathPrefix(`/`)"
-      # In this order: ask the service, then drop the credential.
-      middlewares: [proxygate-auth, proxygate-strip-credentials]
+      # In this order: ask the service, drop the credential, watch the upstream's answer.
+      middlewares: [proxygate-auth, proxygate-strip-credentials, proxygate-upstream-errors]
       service: proxygate-upstream
   middlewares:
     proxygate-auth:
@@ -99,7 +104,19 @@ http:
         customRequestHeaders:
           Proxy-Authorization: ""
           Proxy_Authorization: ""
+    proxygate-upstream-errors:
+      errors:
+        # The upstream's own 5xx (or Traefik's 502 when it is down) is replaced by the
+        # envelope the service renders for that status; the client keeps the status.
+        status: ["500-599"]
+        service: proxygate-envelope
+        query: {json.dumps(error_query)}
+        errorRequestHeaders: [Accept, X-Request-ID]
   services:
+    proxygate-envelope:
+      loadBalancer:
+        servers:
+        - url: {json.dumps(auth.origin)}
     proxygate-upstream:
       loadBalancer:
         passHostHeader: true
