@@ -35,6 +35,7 @@ from support.servers import (
     START_TIMEOUT,
     RunningServer,
     child_env,
+    fetch,
     free_port,
     run_server,
     wait_until,
@@ -87,6 +88,9 @@ class GatewaySpec:
     #: The upstream's own 5xx page reaches the client as the envelope (else as it came).
     rewrites_upstream_errors: bool = False
     mode: str = "proxy"
+    #: How many of the stack's two service instances the gateway asks (Traefik asks one
+    #: address; the Redis test still asks both instances directly).
+    auth_instances: int = 2
     #: More environment for gateway-config and the gateway.
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -186,6 +190,22 @@ def _port_open(port: int) -> bool:
         return False
 
 
+def _routes_loaded(port: int, deadline: float) -> bool:
+    """Whether the gateway routes requests yet: Traefik opens its port before its file
+    provider has loaded the routers, and answers 404 until then. A request without
+    credentials is enough to tell (the service answers it; it counts no failure)."""
+    while time.monotonic() < deadline:
+        try:
+            reply = fetch(f"http://127.0.0.1:{port}", "/", {"Host": "readiness.invalid"},
+                          timeout=5)
+        except OSError:
+            reply = None
+        if reply is not None and reply.status != 404:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @contextmanager
 def run_gateway(spec: GatewaySpec, directory: Path, *, auth_urls: Sequence[str], upstream: str,
                 user: str | None = None) -> Iterator[RunningServer]:
@@ -207,7 +227,7 @@ def run_gateway(spec: GatewaySpec, directory: Path, *, auth_urls: Sequence[str],
             while not _port_open(port) and process.poll() is None \
                     and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if _port_open(port) and process.poll() is None:
+            if _port_open(port) and process.poll() is None and _routes_loaded(port, deadline):
                 break
             server.stop()
             problem = (f"{argv!r} did not serve on port {port} (exit {process.returncode}):\n"
@@ -241,7 +261,8 @@ def gateway_stack(spec: GatewaySpec, workdir: Path, redis_url: str) -> Iterator[
         ]
         directory = workdir / f"{spec.name}-gateway"
         gateway = stack.enter_context(run_gateway(
-            spec, directory, auth_urls=[f"{service.url}/auth" for service in services],
+            spec, directory, auth_urls=[f"{service.url}/auth"
+                                       for service in services[:spec.auth_instances]],
             upstream=echo.url,
         ))
         yield Stack(spec, gateway, services, Upstream(echo, record), directory, users)
