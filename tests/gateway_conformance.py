@@ -67,6 +67,7 @@ __all__ = [
     "test_head_denial_has_the_status_and_headers_and_no_body",
     "test_no_credentials_get_the_challenge_and_the_envelope",
     "test_requests_through_the_gateway_as_a_proxy",
+    "test_requests_without_credentials_are_not_counted_as_failures",
     "test_the_client_s_request_id_is_kept",
     "test_the_upstream_s_own_error_response",
     "test_throttle_count_is_shared_by_two_service_instances_through_redis",
@@ -403,6 +404,16 @@ def test_throttled_client_gets_429_with_retry_after_after_the_configured_failure
     for _ in range(MAX_FAILURES):
         assert_denied(stack, _fail(stack, client))
     assert_denied(stack, _fail(stack, client), 429)
+
+
+def test_requests_without_credentials_are_not_counted_as_failures(
+        stack: Stack, client: str) -> None:
+    # A client's first request carries no credential (it waits for the challenge): however
+    # the gateway passes "none" on (Caddy sends an empty header), it is not a failure.
+    for _ in range(MAX_FAILURES + 1):
+        assert_denied(stack, curl(stack, "http://app.internal/x", source=client))
+    ok = curl(stack, "http://app.internal/x", source=client, user=ALICE, password=PASSWORD)
+    assert ok.status == 200, ok
 
 
 def test_two_clients_behind_the_gateway_do_not_share_a_count(stack: Stack, client: str) -> None:

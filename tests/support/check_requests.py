@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from apps.recording_auth import GOOD
-from support.gateways import GatewaySpec, Upstream, run_gateway
+from support.gateways import GatewaySpec, Stack, Upstream, run_gateway, run_service
 from support.servers import PYTHON, Reply, RunningServer, run_server, wait_until
 
 __all__ = ["GOOD", "Asked", "Probe", "assert_runs_as_an_ordinary_user", "header_map",
-           "probe_gateway"]
+           "origin_stack", "probe_gateway"]
 
 
 def header_map(seen: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -156,3 +156,14 @@ def assert_runs_as_an_ordinary_user(spec: GatewaySpec, probe: Probe, client: str
 def _owner(pid: int) -> str:
     uid = os.stat(f"/proc/{pid}").st_uid
     return pwd.getpwuid(uid).pw_name
+
+
+@contextmanager
+def origin_stack(spec: GatewaySpec, stack: Stack, directory: Path) -> Iterator[Stack]:
+    """The gateway and a service in origin mode (401, ``Authorization``), in front of the
+    stack's upstream and users."""
+    origin = replace(spec, mode="origin", auth_instances=1)
+    with run_service(stack.users, spec.name, mode="origin") as service, run_gateway(
+            origin, directory, auth_urls=[f"{service.url}/auth"],
+            upstream=stack.upstream.url) as gateway:
+        yield Stack(origin, gateway, [service], stack.upstream, stack.directory, stack.users)

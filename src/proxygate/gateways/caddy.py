@@ -92,6 +92,9 @@ def render_config(options: GatewayOptions) -> str:
             "\t\t\t\t\tinclude Proxy-Authenticate\n"
             "\t\t\t\t}\n"
         )
+    # In origin mode the credential is Authorization: it stops here too, as the middleware
+    # strips it.
+    origin_strip = "\t\trequest_header -Authorization\n" if options.mode == "origin" else ""
     auth_dials = " ".join(_dial(url) for url in options.auth_urls)
     balance = ("\t\t\tlb_policy round_robin\n\t\t\tlb_retries 2\n"
                if options.extra_auth_urls else "")
@@ -147,7 +150,7 @@ http://:{options.listen_port} {{
 \t\t# The credential stops here, whatever its spelling.
 \t\trequest_header -Proxy-Authorization
 \t\trequest_header -Proxy_Authorization
-\t\treverse_proxy {_dial(upstream)} {{
+{origin_strip}\t\treverse_proxy {_dial(upstream)} {{
 \t\t\t# The upstream's own 5xx bodies never reach the client: the envelope instead.
 \t\t\t@server_error status 5xx
 \t\t\thandle_response @server_error {{

@@ -150,6 +150,8 @@ def render_config(options: GatewayOptions) -> str:
         raise GatewayError(f"the auth URL's path {auth.path!r} has characters Envoy would misread")
     prefix = auth.path.rstrip("/")
     credential = options.credential_header.lower()
+    removed = "proxy-authorization" if options.mode == "proxy" \
+        else "proxy-authorization, authorization"
     user = options.user_header.lower()
     return f"""\
 # Written by `proxygate gateway-config envoy`; docs/gateways.md explains every line.
@@ -224,7 +226,7 @@ static_resources:
                 # No route timeout: long uploads and downloads are the upstream's business.
                 route: {{cluster: proxygate_upstream, timeout: 0s}}
               # The credential stops here (the service has seen it by now).
-              request_headers_to_remove: [proxy-authorization]
+              request_headers_to_remove: [{removed}]
           http_filters:
           - name: envoy.filters.http.header_mutation
             typed_config:

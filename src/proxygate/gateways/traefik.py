@@ -73,6 +73,9 @@ def render_dynamic(options: GatewayOptions) -> str:
     credential = options.credential_header
     auth = options.auth
     error_query = f"{auth.path.rstrip('/')}/{ERROR_PAGE}/{{status}}"
+    # In origin mode the credential is Authorization: it stops here too, as the
+    # middleware strips it (unless keep_authorization, which a gateway cannot know).
+    origin_strip = '          Authorization: ""\n' if options.mode == "origin" else ""
     return f"""\
 # Written by `proxygate gateway-config traefik`; docs/gateways.md explains every line.
 http:
@@ -104,7 +107,7 @@ http:
         customRequestHeaders:
           Proxy-Authorization: ""
           Proxy_Authorization: ""
-    proxygate-upstream-errors:
+{origin_strip}    proxygate-upstream-errors:
       errors:
         # The upstream's own 5xx (or Traefik's 502 when it is down) is replaced by the
         # envelope the service renders for that status; the client keeps the status.
