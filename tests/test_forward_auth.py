@@ -253,6 +253,15 @@ def test_only_a_5xx_error_page_is_served_and_nothing_else_passes(path: str) -> N
     assert result.status == 407  # asked like a check: no credential, the challenge
 
 
+def test_traefik_error_page_names_the_client_s_path_as_the_problem_instance() -> None:
+    result = call_asgi(app("traefik"), "GET",
+                       "/auth/.proxygate-error/502?url=http%3A%2F%2Fapp.internal%2Forders%2F7%3Fx%3D1",
+                       {"accept": "application/problem+json"})
+    assert result.status == 502
+    assert result.header("content-type") == "application/problem+json"
+    assert result.json()["instance"] == "/orders/7"
+
+
 def test_a_check_request_is_never_taken_for_an_error_page() -> None:
     result = call_asgi(app("traefik"), "GET", "/auth/.proxygate-error/503",
                        {"x-forwarded-uri": "/x", "proxy-authorization": creds()})

@@ -102,9 +102,9 @@ def test_traefik_sends_the_service_only_the_credential_of_its_mode(tmp_path: Pat
 
 def test_traefik_asks_for_error_pages_under_the_auth_path(tmp_path: Path) -> None:
     text = traefik_config.render_dynamic(options(tmp_path))
-    assert 'query: "/auth/.proxygate-error/{status}"' in text
+    assert 'query: "/auth/.proxygate-error/{status}?url={url}"' in text
     root = traefik_config.render_dynamic(options(tmp_path, auth_url="http://127.0.0.1:9000/"))
-    assert 'query: "/.proxygate-error/{status}"' in root
+    assert 'query: "/.proxygate-error/{status}?url={url}"' in root
 
 
 # -- the envelopes the gateways write themselves equal the service's -----------------------

@@ -115,3 +115,15 @@ def test_origin_mode_allows_authorization_and_strips_it(origin_gateway: Stack) -
     assert names["x-authenticated-user"] == "alice"
     assert "authorization" not in names
     assert "proxy-authorization" not in names
+
+
+def test_an_upstream_5xx_is_the_service_s_envelope_in_the_format_the_client_asked_for(
+        stack: Stack) -> None:
+    reply = curl(stack, "http://app.internal/status/502", "-H",
+                 "Accept: application/problem+json", source=next_client_address(),
+                 user="alice", password=USERS["alice"])
+    assert reply.status == 502
+    assert reply.header("content-type") == "application/problem+json"
+    problem = reply.json()
+    assert (problem["status"], problem["instance"]) == (502, "/status/502")
+    assert b"UPSTREAM-SECRET" not in reply.body

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote
 
 from proxygate._http import split_absolute_target
 from proxygate.asgi import settle
@@ -36,7 +36,8 @@ DIALECTS = ("nginx", "traefik", "envoy", "caddy", "generic")
 #: ...); the shipped nginx configuration turns them back into that response.
 NGINX_PREFIX = b"x-proxygate-"
 #: The Traefik configuration's error pages: Traefik cannot write a body itself, so its
-#: ``errors`` middleware asks ``<auth path>/.proxygate-error/<status>`` for an upstream 5xx.
+#: ``errors`` middleware asks ``<auth path>/.proxygate-error/<status>?url=<the client's
+#: URL>`` for an upstream 5xx.
 TRAEFIK_ERROR_PAGE = re.compile(r"/\.proxygate-error/(5\d\d)")
 #: Envoy's ext_authz removes the request headers named here from the original request:
 #: on an exempt path (no user to set) this is how the client's own user header goes.
@@ -189,7 +190,11 @@ class ForwardAuthApp:
         match = TRAEFIK_ERROR_PAGE.search(scope.get("path", ""))
         if match is None or match.end() != len(scope["path"]):
             return None
-        head = HeadFromPairs("GET", scope["path"], scope["headers"], None)
+        # ``?url=`` is the client's URL (Traefik's {url}): the envelope's instance is its
+        # path, never this page's.
+        original = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("url")
+        path = _path_of(original[0]) if original else "/"
+        head = HeadFromPairs("GET", path, scope["headers"], None)
         return self.gate.render(head, int(match.group(1)))
 
 

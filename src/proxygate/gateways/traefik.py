@@ -72,7 +72,7 @@ def render_dynamic(options: GatewayOptions) -> str:
         raise GatewayError(f"the upstream {options.upstream!r} has a path; give scheme://host:port")
     credential = options.credential_header
     auth = options.auth
-    error_query = f"{auth.path.rstrip('/')}/{ERROR_PAGE}/{{status}}"
+    error_query = f"{auth.path.rstrip('/')}/{ERROR_PAGE}/{{status}}?url={{url}}"
     # In origin mode the credential is Authorization: it stops here too, as the
     # middleware strips it (unless keep_authorization, which a gateway cannot know).
     origin_strip = '          Authorization: ""\n' if options.mode == "origin" else ""
