@@ -10,6 +10,7 @@ from types import CodeType
 from typing import Any
 from urllib.parse import quote, unquote
 
+from proxygate.auth.users import SourceUnavailable
 from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler, HeadFromPairs
@@ -552,6 +553,12 @@ async def settle(gate: Gate, check: Check) -> Forward | Deny:
         if blocking:
             return await asyncio.to_thread(check.conclude, matched)
         return check.conclude(matched)
+    except SourceUnavailable as exc:  # a directory down: 503, and the attempt given back
+        if blocking:
+            await asyncio.to_thread(check.abandon)
+        else:
+            check.abandon()
+        return gate.source_unavailable(check.head, check.username, exc)
     except BaseException:
         if blocking:
             await asyncio.to_thread(check.abandon)

@@ -65,6 +65,17 @@ class Config:
     #: (extra ``prometheus``).
     metrics: bool = False
     exception_map: Mapping[Any, Any] | None = None
+    # Directory users (``users="ldap://host/base?uid?sub?(filter)"``): see docs/directories.md.
+    ldap_bind_dn: str | None = None
+    #: Never in a repr or a log line; ``PROXYGATE_LDAP_BIND_PASSWORD`` when left unset.
+    ldap_bind_password: str | None = field(default=None, repr=False)
+    ldap_starttls: bool = False
+    ldap_ca_file: str | None = None
+    ldap_require_group: str | None = None
+    #: Active Directory: follow nested groups (LDAP_MATCHING_RULE_IN_CHAIN).
+    ldap_nested_groups: bool = False
+    ldap_timeout: float = 5.0
+    ldap_pool_size: int = 4
     # Filled in by validation: parsed networks for trusted_proxies.
     _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default=(), repr=False, compare=False
@@ -164,6 +175,8 @@ def option_names() -> frozenset[str]:
 def _safe_repr(name: str, value: Any) -> str:
     if name == "throttle_store" and isinstance(value, str):
         return repr(_redact_url(value))
+    if name == "ldap_bind_password" and value is not None:
+        return "'***'"
     if name == "users" and isinstance(value, Mapping):
         return f"<{len(value)} users>"
     return repr(value)
@@ -205,7 +218,8 @@ def _from_text(name: str, raw: str, typ: str) -> Any:
             return float(raw)
         except ValueError:
             raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if name in ("request_id_header", "html_template") and raw.strip().lower() in ("", "none"):
+    if name in ("request_id_header", "html_template", "ldap_bind_dn", "ldap_ca_file",
+                "ldap_require_group") and raw.strip().lower() in ("", "none"):
         return None
     return raw
 
@@ -294,7 +308,26 @@ def _validate(config: Config) -> None:
         not header or not all(ch.isalnum() or ch == "-" for ch in header)
     ):
         raise ConfigError(f"request_id_header {header!r} is not a valid header name")
+    _validate_ldap(config)
     for name in ("keep_authorization", "debug", "request_id_in_body", "request_id_on_success",
-                 "html_errors", "pass_json_errors", "metrics"):
+                 "html_errors", "pass_json_errors", "metrics", "ldap_starttls",
+                 "ldap_nested_groups"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name} must be True or False")
+
+
+def _validate_ldap(config: Config) -> None:
+    _check_number(config, "ldap_timeout", minimum=0.001, whole=False)
+    _check_number(config, "ldap_pool_size", minimum=1, whole=True)
+    for name in ("ldap_bind_dn", "ldap_bind_password", "ldap_ca_file", "ldap_require_group"):
+        if getattr(config, name) is not None and not isinstance(getattr(config, name), str):
+            raise ConfigError(f"{name} must be a string")
+    directory = isinstance(config.users, str) and config.users[:8].lower().startswith(
+        ("ldap://", "ldaps://"))
+    if config.users is not None and not directory:
+        given = [f.name for f in fields(config) if f.name.startswith("ldap_")
+                 and f.name not in ("ldap_timeout", "ldap_pool_size")
+                 and getattr(config, f.name) not in (None, False)]
+        if given:
+            raise ConfigError(f"{given[0]} applies to a directory only: set users to an "
+                              "ldap:// or ldaps:// URL, or leave it out")

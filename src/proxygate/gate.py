@@ -12,9 +12,10 @@ from proxygate._http import split_absolute_target
 from proxygate.auth.basic import BasicChallenge, BasicCredentials, MalformedCredentials
 from proxygate.auth.budget import HashBudget, default_concurrency
 from proxygate.auth.cache import SingleFlight, VerificationCache
+from proxygate.auth.ldap_url import is_ldap_url
 from proxygate.auth.stores import make_throttle_store
 from proxygate.auth.throttle import NOTHING, Reservation, Throttle
-from proxygate.auth.users import UserSource, make_user_source
+from proxygate.auth.users import SourceUnavailable, UserSource, make_user_source
 from proxygate.config import USERS_REQUIRED, Config, ConfigError
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler, HeadFromPairs, RequestHead
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 auth_log = logging.getLogger("proxygate.auth")
+
+#: Retry-After on a 503 for a user source that cannot answer: long enough for a directory
+#: restart or fail-over, short enough that a client does not give up.
+SOURCE_RETRY_AFTER = 5
 
 
 class Identity:
@@ -200,7 +205,8 @@ class Check:
                 # Cached before the flight ends: a request arriving in between finds the
                 # success in the cache, not an empty flight it would have to hash again.
                 username = credentials.username
-                gate.cache.put(key, matched, (username, Forward(Identity(username))))
+                gate.cache.put(key, matched, (username, Forward(Identity(_identity(matched,
+                                                                                   username)))))
             return matched
 
         if key is None:
@@ -224,7 +230,7 @@ class Check:
             gate.audit("failure", reason, self.username, self._head)
             return gate.challenge_response(self._head)
         self._reservation.release()  # a success never counts as a failure
-        forward = Forward(Identity(credentials.username))
+        forward = Forward(Identity(_identity(matched, credentials.username)))
         if self._key is not None:
             gate.cache.put(self._key, matched, (credentials.username, forward))
         gate.audit("success", "verified", credentials.username, self._head)
@@ -242,7 +248,11 @@ class Check:
             denied = self.admit()
             if denied is not None:
                 return denied
-            return self.conclude(self.verify())
+            try:
+                matched = self.verify()
+            except SourceUnavailable as exc:  # abandon() below gives the attempt back
+                return self._gate.source_unavailable(self._head, self.username, exc)
+            return self.conclude(matched)
         finally:
             self.abandon()
 
@@ -268,8 +278,9 @@ class Gate(ErrorHandler):
             else frozenset() if config.keep_authorization else frozenset({b"authorization"})
         )
         try:
-            self.users: UserSource = make_user_source(
-                config.users, reload_interval=config.reload_interval
+            self.users: UserSource = (
+                directory_users(config) if is_ldap_url(config.users)
+                else make_user_source(config.users, reload_interval=config.reload_interval)
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
@@ -369,6 +380,18 @@ class Gate(ErrorHandler):
         return Deny(self.render(head, 503, details=details,
                                 headers=[(b"retry-after", str(seconds).encode("ascii"))]))
 
+    def source_unavailable(self, head: RequestHead, username: str | None,
+                           exc: SourceUnavailable) -> Deny:
+        """The 503 for a user source that cannot answer (a directory down, slow, refusing
+        the service account): not the client's fault, so no challenge and no failure
+        counted. One ERROR line names the cause; it holds no secret."""
+        auth_log.error("user directory unavailable (%s); answering 503 user=%r request_id=%s",
+                       exc, username, self.request_id(head))
+        return self.unavailable_response(
+            head, SOURCE_RETRY_AFTER, reason="source_unavailable",
+            details="The user directory is not answering; retry later.",
+        )
+
     def busy_response(self, head: RequestHead) -> Deny:
         """The 503 for an uncached attempt beyond the hash budget: answered at once."""
         return self.unavailable_response(
@@ -456,6 +479,29 @@ def _plainly_below_prefix(path: str) -> bool:
         return False
     return "/." not in path or not any(
         segment and not segment.strip(". ") for segment in path.split("/")
+    )
+
+
+def _identity(matched: str, sent: str) -> str:
+    """The user's name as the source knows it: a directory's own spelling (``ALICE`` logs
+    in as ``alice``), else the name sent."""
+    return getattr(matched, "username", sent)
+
+
+def directory_users(config: Config) -> UserSource:
+    """The LDAP source for ``users="ldap://..."``, built from the ``ldap_*`` options."""
+    from proxygate.auth.directory import LdapUsers  # ldap3 loads only for a directory
+
+    return LdapUsers(
+        config.users,
+        bind_dn=config.ldap_bind_dn,
+        bind_password=config.ldap_bind_password,
+        starttls=config.ldap_starttls,
+        ca_file=config.ldap_ca_file,
+        require_group=config.ldap_require_group,
+        nested_groups=config.ldap_nested_groups,
+        timeout=config.ldap_timeout,
+        pool_size=config.ldap_pool_size,
     )
 
 

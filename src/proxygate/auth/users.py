@@ -28,7 +28,9 @@ __all__ = [
     "CallableUsers",
     "HtpasswdUsers",
     "MappingUsers",
+    "SourceUnavailable",
     "UserSource",
+    "Verified",
     "make_user_source",
 ]
 
@@ -41,6 +43,26 @@ AsyncVerifier = Callable[[str, str], Awaitable[bool]]
 #: their cached successes are bounded by the cache TTL alone.
 NO_HASH = ""
 
+
+class SourceUnavailable(Exception):
+    """A user source cannot answer now (a directory down, slow, or refusing its service account).
+
+    Not the client's fault: the gate answers 503 with ``Retry-After``, never a challenge
+    that would make a browser ask for a password that may be right. The message names
+    the cause for the log and holds no secret.
+    """
+
+
+class Verified(str):
+    """What ``verify`` returns when the source knows the user by another spelling: the
+    matched hash (a str, as always) carrying ``username`` as the source stores it."""
+
+    username: str
+
+    def __new__(cls, matched: str, username: str) -> Verified:
+        self = super().__new__(cls, matched)
+        self.username = username
+        return self
 
 
 @functools.cache
@@ -65,7 +87,8 @@ class UserSource(Protocol):
         ...
 
     def verify(self, username: str, password: str) -> str | None:
-        """The stored hash the password matched, or None. Slow on purpose; never raises.
+        """The stored hash the password matched, or None. Slow on purpose; raises only
+        :class:`SourceUnavailable`.
 
         Returning the hash (not a bool) lets the cache pin a success to the exact
         hash it was checked against, even if the file reloads meanwhile.
