@@ -37,7 +37,7 @@ CORP = f"ou=Corp,{BASE}"
 GROUP = f"cn=proxy-users,ou=Groups,{BASE}"
 UNIQUE_GROUP = f"cn=unique-users,ou=Groups,{BASE}"
 READER_DN = f"cn=reader,{BASE}"
-READER_PASSWORD = "reader-" + "pw"  # noqa: S105 -- a throwaway test directory's account
+READER_PASSWORD = "reader-" + "pw"
 #: uid -> password. ``o'brien, jr*(x)`` needs escaping in a filter ``*()`` and in a DN ``,``.
 USERS = {
     "alice": "alice-pw",

@@ -23,9 +23,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from proxygate.auth.ldap_url import (
-    IN_CHAIN,
     LdapUrl,
-    escape_filter_value,
+    group_filter,
     normalize_dn,
     parse_ldap_url,
 )
@@ -327,16 +326,13 @@ class LdapUsers:
         assert group is not None
         if not self._nested and any(_same_dn(value, self._group_key) for value in member_of):
             return True
-        if self._nested:
-            # Active Directory follows nested groups for this matching rule; the search
-            # is on the user's own entry, so it returns it or nothing.
-            base, search_filter, scope = dn, f"(memberOf:{IN_CHAIN}:={escape_filter_value(group)})", "BASE"
-        else:
-            value = escape_filter_value(dn)
-            base, search_filter, scope = group, f"(|(member={value})(uniqueMember={value}))", "BASE"
+        # Active Directory's nested check searches the user's own entry, the plain one the
+        # group's entry: either returns that one entry or nothing.
+        base = dn if self._nested else group
+        search_filter = group_filter(dn, group, nested=self._nested)
 
         def search(connection: Any) -> bool:
-            connection.search(base, search_filter, search_scope=scope, attributes=["1.1"],
+            connection.search(base, search_filter, search_scope="BASE", attributes=["1.1"],
                               size_limit=1, time_limit=max(1, round(self.timeout)))
             code = (connection.result or {}).get("result", 0)
             if code in _BUSY:

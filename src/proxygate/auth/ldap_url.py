@@ -10,6 +10,7 @@ __all__ = [
     "IN_CHAIN",
     "LdapUrl",
     "escape_filter_value",
+    "group_filter",
     "is_ldap_url",
     "normalize_dn",
     "parse_ldap_url",
@@ -143,6 +144,20 @@ def escape_filter_value(value: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def group_filter(user_dn: str, group_dn: str, *, nested: bool) -> str:
+    """The filter that finds a membership.
+
+    Plain (OpenLDAP and most servers): searched on the group's entry, which lists the
+    user's DN in ``member`` (groupOfNames) or ``uniqueMember`` (groupOfUniqueNames).
+    Nested (Active Directory): searched on the user's own entry, its ``memberOf``
+    followed through groups of groups by the LDAP_MATCHING_RULE_IN_CHAIN rule.
+    """
+    if nested:
+        return f"(memberOf:{IN_CHAIN}:={escape_filter_value(group_dn)})"
+    value = escape_filter_value(user_dn)
+    return f"(|(member={value})(uniqueMember={value}))"
 
 
 def _split_unescaped(text: str, separators: str) -> list[str]:
