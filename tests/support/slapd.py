@@ -125,7 +125,7 @@ def _make_ca(directory: Path, openssl: str) -> None:
 class Slapd:
     """One slapd, its files under ``root``; started and stopped by the test."""
 
-    def __init__(self, root: Path, *, require_tls: bool = False) -> None:
+    def __init__(self, root: Path, *, require_tls: bool = False, certs: Path | None = None) -> None:
         self.slapd = require_binary("slapd", install=INSTALL, candidates=("/usr/sbin/slapd",))
         slapadd = require_binary("slapadd", install=INSTALL, candidates=("/usr/sbin/slapadd",))
         openssl = require_binary("openssl", install="apt-get install openssl")
@@ -133,9 +133,11 @@ class Slapd:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         (root / "db").mkdir(parents=True)
-        _make_ca(root, openssl)
-        self.ca_file = str(root / "ca.pem")
-        self.other_ca_file = str(root / "other-ca.pem")
+        certs = certs or root  # certificates can be shared: RSA keys take a while to make
+        if not (certs / "server.pem").exists():
+            _make_ca(certs, openssl)
+        self.ca_file = str(certs / "ca.pem")
+        self.other_ca_file = str(certs / "other-ca.pem")
         (root / "ad-lite.schema").write_text(_AD_SCHEMA)
         schema = "/etc/ldap/schema"
         security = "security simple_bind=128\n" if require_tls else ""
@@ -148,9 +150,9 @@ modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {root}/slapd.pid
 argsfile {root}/slapd.args
-TLSCACertificateFile {root}/ca.pem
-TLSCertificateFile {root}/server.pem
-TLSCertificateKeyFile {root}/server.key
+TLSCACertificateFile {certs}/ca.pem
+TLSCertificateFile {certs}/server.pem
+TLSCertificateKeyFile {certs}/server.key
 {security}
 database mdb
 maxsize 33554432
@@ -223,6 +225,10 @@ access to * by users read by * none
         text = self.log.read_text(errors="replace").lower()
         return sum(1 for line in text.splitlines()
                    if " bind dn=" in line and f'dn="{dn}"' in line)
+
+    def accepts(self) -> int:
+        """Connections slapd accepted so far."""
+        return self.log.read_text(errors="replace").count(" ACCEPT from ")
 
     def wait_for_log(self, needle: str, timeout: float = 10.0) -> None:
         wait_until(lambda: needle in self.log.read_text(errors="replace"), timeout=timeout,
