@@ -522,4 +522,16 @@ CASES: list[Case] = [
     Case("e2e-gunicorn", "end to end: gunicorn + Flask, wrk (throughput ratio)",
          "the same app without proxygate (and with Flask-HTTPAuth, for scale)", Target(">=", 0.95),
          e2e_gunicorn),
+    Case("ldap-returning", "LDAP directory user, returning (throughput ratio)",
+         "an htpasswd (apr1) user, returning", Target(">=", 0.9),
+         lambda settings, result: _directory().ldap_returning_user(settings, result)),
+    Case("ldap-miss", "LDAP cache miss: one search + one bind; unknown vs wrong password",
+         "a wrong password (search + failed bind)", Target("<=", 1.5),
+         lambda settings, result: _directory().ldap_cache_miss(settings, result)),
 ]
+
+
+def _directory() -> Any:
+    import directory_cases  # imports this module: loaded when a directory case runs
+
+    return directory_cases

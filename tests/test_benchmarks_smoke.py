@@ -27,6 +27,8 @@ CASE_IDS = (
     "memory-failed-logins",
     "e2e-uvicorn",
     "e2e-gunicorn",
+    "ldap-returning",
+    "ldap-miss",
 )
 
 
