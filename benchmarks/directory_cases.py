@@ -30,9 +30,9 @@ def running_directory() -> Iterator[object]:
     if find_binaries() is None:
         raise RuntimeError("slapd, slapadd or openssl is missing: apt-get install slapd "
                            "ldap-utils openssl")
-    with tempfile.TemporaryDirectory(prefix="proxygate-bench-slapd-") as root:
-        with Slapd(Path(root) / "slapd") as directory:
-            yield directory
+    with tempfile.TemporaryDirectory(prefix="proxygate-bench-slapd-") as root, \
+            Slapd(Path(root) / "slapd") as directory:
+        yield directory
 
 
 def ldap_returning_user(settings: Settings, result: CaseResult) -> None:
