@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "benchmarks" / "run.py"
+
+
+def checkout_env() -> dict[str, str]:
+    """This checkout's src first: the venv may hold another checkout's editable install."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    return env
 
 CASE_IDS = (
     "asgi-auth",
@@ -37,7 +45,7 @@ CASE_IDS = (
 def test_smoke_run_writes_a_row_for_every_case(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(RUN), "--smoke", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=80, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=80, check=False, env=checkout_env(),
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = (tmp_path / "results.md").read_text(encoding="utf-8")
@@ -53,7 +61,7 @@ def test_smoke_run_leaves_the_committed_results_alone(tmp_path: Path) -> None:
     before = committed.read_bytes() if committed.exists() else None
     done = subprocess.run(
         [sys.executable, str(RUN), "--smoke", "--only", "asgi-auth", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False, env=checkout_env(),
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (tmp_path / "results.md").exists()
