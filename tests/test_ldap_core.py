@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -154,6 +155,15 @@ def test_every_ldap_option_comes_from_the_environment() -> None:
     assert config.ldap_starttls is True and config.ldap_nested_groups is True
     assert config.ldap_ca_file == "/etc/ssl/ca.pem" and config.ldap_require_group == "cn=g,dc=x"
     assert config.ldap_timeout == 2.5 and config.ldap_pool_size == 8
+
+
+def test_an_ldap_url_in_toml_is_not_taken_for_a_relative_path(tmp_path: Path) -> None:
+    url = "ldap://127.0.0.1:1/ou=People,dc=x?uid?sub?(objectClass=person)"
+    path = tmp_path / "proxygate.toml"
+    path.write_text(f'[proxygate]\nusers = "{url}"\nldap_bind_dn = "cn=svc,dc=x"\n'
+                    'ldap_timeout = 2.5\n')
+    config = Config.from_toml(path)
+    assert config.users == url and config.ldap_timeout == 2.5
 
 
 def test_the_bind_password_is_in_no_repr() -> None:

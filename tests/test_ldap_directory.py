@@ -20,10 +20,12 @@ import pytest
 from proxygate.asgi import ProxyGateMiddleware
 from proxygate.config import Config
 from proxygate.gate import Check, Deny, Gate, HeadFromPairs
+from proxygate.wsgi import ProxyGateMiddleware as WsgiProxyGate
 from support.asgi_driver import RecordingApp, Result, acall_asgi, call_asgi
 from support.binaries import require_binary
 from support.servers import PYTHON, run_server, wait_until
 from support.slapd import GROUP, READER_DN, READER_PASSWORD, UNIQUE_GROUP, Slapd
+from support.wsgi_driver import call_wsgi
 
 pytestmark = pytest.mark.server
 
@@ -154,7 +156,18 @@ def tls_directory(tmp_path_factory: pytest.TempPathFactory, certs: Path) -> Iter
 
 
 def test_starttls_with_the_generated_ca_logs_in(tls_directory: Slapd) -> None:
-    middleware, app = gated(tls_directory, ldap_starttls=True, ldap_ca_file=tls_directory.ca_file)
+    # The shape of docs/directories.md's OpenLDAP example: StartTLS, a CA file, a group.
+    middleware, app = gated(tls_directory, ldap_starttls=True, ldap_ca_file=tls_directory.ca_file,
+                            ldap_require_group=GROUP)
+    assert call_asgi(middleware, headers=auth("alice", "alice-pw")).status == 200
+    assert app.scope["user"].username == "alice"
+    assert call_asgi(middleware, headers=auth("alice", "nope")).status == 407
+    assert call_asgi(middleware, headers=auth("carol", "carol-pw")).status == 407
+
+
+def test_ldaps_with_the_generated_ca_logs_in(tls_directory: Slapd) -> None:
+    middleware, app = gated(tls_directory, users=tls_directory.url(scheme="ldaps"),
+                            ldap_ca_file=tls_directory.ca_file)
     assert call_asgi(middleware, headers=auth("alice", "alice-pw")).status == 200
     assert app.scope["user"].username == "alice"
     assert call_asgi(middleware, headers=auth("alice", "nope")).status == 407
@@ -222,6 +235,24 @@ def test_directory_stopped_mid_run_cached_users_stay_in_until_their_ttl_then_res
     own_directory.start()  # same port: the pooled connections are dead, new ones work
     assert call_asgi(middleware, headers=auth("bob", "bob-pw")).status == 200
     assert call_asgi(middleware, headers=auth("alice", "alice-pw")).status == 200
+
+
+def test_the_wsgi_shell_answers_an_outage_with_503_and_keeps_cached_users(
+        own_directory: Slapd) -> None:
+    app = WsgiProxyGate(wsgi_hello, **own_directory.options())
+    assert call_wsgi(app, headers=auth("alice", "alice-pw")).status == 200
+    own_directory.stop()
+    assert call_wsgi(app, headers=auth("alice", "alice-pw")).status == 200
+    down = call_wsgi(app, headers=auth("bob", "bob-pw"))
+    assert down.status == 503 and down.header("retry-after") == "5"
+    assert down.header("proxy-authenticate") is None
+    own_directory.start()
+    assert call_wsgi(app, headers=auth("bob", "bob-pw")).status == 200
+
+
+def wsgi_hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ.get("REMOTE_USER", "").encode()]
 
 
 class SilentDirectory:

@@ -155,7 +155,7 @@ class Config:
             raise ConfigError(f"{str(source)!r} has no [{table}] table")
         values = dict(found)
         users = values.get("users")
-        if isinstance(users, str) and not Path(users).is_absolute():
+        if isinstance(users, str) and not Path(users).is_absolute() and not _is_ldap_url(users):
             values["users"] = str(source.parent / users)
         values.update(overrides)
         return cls.from_mapping(values, source=f"option (in [{table}] of {source.name})")
@@ -316,14 +316,17 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{name} must be True or False")
 
 
+def _is_ldap_url(users: object) -> bool:
+    return isinstance(users, str) and users[:8].lower().startswith(("ldap://", "ldaps://"))
+
+
 def _validate_ldap(config: Config) -> None:
     _check_number(config, "ldap_timeout", minimum=0.001, whole=False)
     _check_number(config, "ldap_pool_size", minimum=1, whole=True)
     for name in ("ldap_bind_dn", "ldap_bind_password", "ldap_ca_file", "ldap_require_group"):
         if getattr(config, name) is not None and not isinstance(getattr(config, name), str):
             raise ConfigError(f"{name} must be a string")
-    directory = isinstance(config.users, str) and config.users[:8].lower().startswith(
-        ("ldap://", "ldaps://"))
+    directory = _is_ldap_url(config.users)
     if config.users is not None and not directory:
         given = [f.name for f in fields(config) if f.name.startswith("ldap_")
                  and f.name not in ("ldap_timeout", "ldap_pool_size")

@@ -163,6 +163,7 @@ class Slapd:
         self.slapd, slapadd, openssl = binaries
         self.root = root
         self.port = free_port()
+        self.ldaps_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         (root / "db").mkdir(parents=True)
         certs = certs or root  # certificates can be shared: RSA keys take a while to make
@@ -209,7 +210,8 @@ access to * by users read by * none
             # -d stats: stay in the foreground (stopped by our PID) and log each operation.
             self.process = subprocess.Popen(
                 [self.slapd, "-f", str(self.root / "slapd.conf"), "-h",
-                 f"ldap://127.0.0.1:{self.port}/", "-d", "stats"],
+                 f"ldap://127.0.0.1:{self.port}/ ldaps://127.0.0.1:{self.ldaps_port}/",
+                 "-d", "stats"],
                 stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._answers, timeout=20, what=f"slapd on port {self.port}")
 
@@ -244,7 +246,8 @@ access to * by users read by * none
 
     def url(self, attribute: str = "uid", *, base: str = PEOPLE,
             search_filter: str = "(objectClass=inetOrgPerson)", scheme: str = "ldap") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}/{base}?{attribute}?sub?{search_filter}"
+        port = self.ldaps_port if scheme == "ldaps" else self.port
+        return f"{scheme}://127.0.0.1:{port}/{base}?{attribute}?sub?{search_filter}"
 
     def options(self, **extra: object) -> dict[str, object]:
         """Gate options for this directory, searched as the reader account."""
