@@ -9,11 +9,18 @@
 The extension wraps ``app.wsgi_app`` in :class:`proxygate.wsgi.ProxyGateMiddleware`,
 so every response Flask (or Werkzeug's routing) emits passes the same rewrite policy
 as any WSGI app; the user is ``flask.g.proxygate_user`` and ``request.remote_user``.
+
+Werkzeug's debugger wraps the whole Flask app, outside ``wsgi_app``: its ``/console``
+answers before proxygate sees a request. The extension says so loudly (a WARNING at
+``init_app`` in debug mode, and at the first request the debugger is seen wrapping the
+app), and refuses to start when the debugger would run unguarded (``WERKZEUG_DEBUG_PIN=off``).
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
+import os
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -34,6 +41,20 @@ from proxygate.wsgi import Environ, ProxyGateMiddleware, StartResponse, request_
 __all__ = ["CONFIG_PREFIX", "ProxyAuthenticationRequired", "ProxyGate", "current_user"]
 
 CONFIG_PREFIX = "PROXYGATE_"
+
+logger = logging.getLogger("proxygate.flask")
+
+#: Set by Werkzeug's ``DebuggedApplication`` (with its console, ``evalex``) on every request
+#: it passes to the app: the one sign, inside the app, that the debugger sits outside it.
+DEBUGGER_ENVIRON_KEY = "werkzeug.debug.preserve_context"
+
+DEBUGGER_WARNING = (
+    "Werkzeug's debugger is on for Flask app %r. It wraps the whole app, outside proxygate: "
+    "its console (/console, and the one on every traceback page) answers without "
+    "proxygate's credentials, guarded only by the debugger PIN, and runs any Python code "
+    "in this process. Never serve it beyond your own machine; production runs a WSGI server "
+    "(gunicorn) with debug off."
+)
 
 
 class ProxyAuthenticationRequired(HTTPException):
@@ -101,10 +122,16 @@ class ProxyGate:
         return Config.from_mapping(values, source="PROXYGATE_* config key")
 
     def init_app(self, app: Flask) -> None:
+        _check_debugger(app)
         middleware = ProxyGateMiddleware(_view_errors_reach_tests(app, app.wsgi_app),
                                          config=self.config_for(app))
+        warned = [app.debug]  # warned at init_app already, or not yet
 
         def wsgi_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+            if not warned[0] and DEBUGGER_ENVIRON_KEY in environ:
+                # app.run(debug=True) turns the debugger on after init_app: say it now.
+                warned[0] = True
+                logger.warning(DEBUGGER_WARNING, app.name)
             try:
                 return middleware(environ, start_response)
             except _CarriedPastTheGate as carried:
@@ -143,6 +170,26 @@ def _envelope_for(middleware: ProxyGateMiddleware) -> Any:
         )
 
     return envelope
+
+
+def _check_debugger(app: Flask) -> None:
+    """Warn when debug mode may start Werkzeug's debugger; refuse when its console has no PIN.
+
+    Refusing every debug-mode start would only push teams to leave the gate out while they
+    develop, and it would not close the console anyway (the debugger serves it whether or
+    not proxygate wraps the app). With the PIN turned off, though, anyone who reaches the
+    port runs code in the process, and no promise proxygate makes would hold.
+    """
+    if not app.debug:
+        return
+    if os.environ.get("WERKZEUG_DEBUG_PIN", "").strip().lower() == "off":
+        raise ConfigError(
+            f"Flask app {app.name!r} runs in debug mode with WERKZEUG_DEBUG_PIN=off: Werkzeug's "
+            "debugger console would run any code for anyone, outside proxygate. Unset "
+            "WERKZEUG_DEBUG_PIN (keep the PIN) or turn debug mode off (no --debug, "
+            "FLASK_DEBUG=0, DEBUG=False)."
+        )
+    logger.warning(DEBUGGER_WARNING, app.name)
 
 
 def _view_errors_reach_tests(app: Flask, wsgi_app: Any) -> Any:
