@@ -193,6 +193,20 @@ def test_a_certificate_from_another_ca_is_refused_as_an_outage(
     assert "certificate verify failed" in caplog.text.lower()
 
 
+def test_a_certificate_for_another_host_is_refused(tmp_path: Path, certs: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    # Signed by the trusted CA, but for elsewhere.example, not 127.0.0.1.
+    with Slapd(tmp_path / "slapd", certs=certs, server_cert="elsewhere") as impostor:
+        middleware, _ = gated(impostor, ldap_starttls=True, ldap_ca_file=impostor.ca_file)
+        with caplog.at_level(logging.ERROR, logger="proxygate.auth"):
+            result = call_asgi(middleware, headers=auth("alice", "alice-pw"))
+        assert result.status == 503
+        assert "match" in caplog.text.lower()
+        # Nothing was sent in the clear: not even the service account bound.
+        assert impostor.binds_for("alice") == 0
+        assert "cn=reader" not in impostor.log.read_text(errors="replace").lower()
+
+
 # -- the service account ----------------------------------------------------------------------
 
 

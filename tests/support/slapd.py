@@ -143,6 +143,13 @@ def _make_ca(directory: Path, openssl: str) -> None:
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    # The same CA's certificate for another host: a man in the middle with a valid
+    # certificate of his own must fail the host name check.
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "elsewhere.key", "-out",
+        "elsewhere.csr", "-subj", "/CN=elsewhere.example")
+    (directory / "elsewhere.ext").write_text("subjectAltName=DNS:elsewhere.example\n")
+    run("x509", "-req", "-in", "elsewhere.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "elsewhere.pem", "-days", "2", "-extfile", "elsewhere.ext")
     # A second CA that signed nothing here: trusting it must fail the handshake.
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key",
         "-out", "other-ca.pem", "-days", "2", "-subj", "/CN=some other CA")
@@ -151,7 +158,8 @@ def _make_ca(directory: Path, openssl: str) -> None:
 class Slapd:
     """One slapd, its files under ``root``; started and stopped by the test."""
 
-    def __init__(self, root: Path, *, require_tls: bool = False, certs: Path | None = None) -> None:
+    def __init__(self, root: Path, *, require_tls: bool = False, certs: Path | None = None,
+                 server_cert: str = "server") -> None:
         binaries = find_binaries()
         if binaries is None:
             from support.binaries import require_binary  # pytest: fails under CI, else skips
@@ -184,8 +192,8 @@ moduleload back_mdb
 pidfile {root}/slapd.pid
 argsfile {root}/slapd.args
 TLSCACertificateFile {certs}/ca.pem
-TLSCertificateFile {certs}/server.pem
-TLSCertificateKeyFile {certs}/server.key
+TLSCertificateFile {certs}/{server_cert}.pem
+TLSCertificateKeyFile {certs}/{server_cert}.key
 {security}
 database mdb
 maxsize 33554432

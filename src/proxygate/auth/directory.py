@@ -57,6 +57,24 @@ _SAMPLES = 31
 T = TypeVar("T")
 
 
+if ldap3 is not None:
+
+    class _VerifiedTls(ldap3.Tls):  # type: ignore[misc]
+        """ldap3's TLS with the standard library verifying the certificate and the host name.
+
+        ldap3 turns the ssl module's host name check off and does its own, which on Python
+        3.12+ is a backport that refuses IP addresses; the ssl module's own check accepts
+        both and is the one every other client trusts.
+        """
+
+        def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+            context = ssl.create_default_context(cafile=self.ca_certs_file)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            connection.socket = context.wrap_socket(
+                connection.socket, server_hostname=connection.server.host,
+                do_handshake_on_connect=do_handshake)
+
+
 class _Pool:
     """At most ``size`` connections, idle ones reused; a fork or a dead socket starts afresh."""
 
@@ -155,8 +173,7 @@ class LdapUsers:
         if self._tls_wanted:
             if ca_file is not None and not os.access(ca_file, os.R_OK):
                 raise ValueError(f"ldap_ca_file {ca_file!r} cannot be read")
-            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file,
-                            version=ssl.PROTOCOL_TLS_CLIENT)
+            tls = _VerifiedTls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
         self._tls = tls
         self._new_server()  # fail here, not at the first login, on what ldap3 refuses
         self._searchers = _Pool(self._open_searcher, pool_size, timeout, "directory search")
