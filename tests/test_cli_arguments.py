@@ -7,6 +7,7 @@ covered here without a line of its own.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -161,3 +162,21 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
     assert status == 0
     assert output == f"proxygate {__version__}\n"
     assert __version__ == version("proxygate")
+
+
+def test_an_unexpected_error_is_named_with_its_place_but_not_its_text(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Known mistakes are CommandErrors with their own message; anything else is a bug,
+    # whose text could quote a hash.
+    import proxygate.cli.users
+
+    def broken(args: argparse.Namespace) -> int:
+        raise ValueError(f"cannot parse {SECRET}")
+
+    monkeypatch.setattr(proxygate.cli.users, "_users_list", broken)
+    status, output = _run(capsys, ["users", "list", "f"])
+    assert status == 2
+    assert re.fullmatch(r"proxygate: error: unexpected ValueError at \S+test_cli_arguments\.py:\d+; "
+                        r"please report it\n", output), output
+    assert SECRET not in output

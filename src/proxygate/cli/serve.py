@@ -181,10 +181,16 @@ def _serve(args: argparse.Namespace) -> int:
     terminated = False
     try:
         if args.users is None:
-            demo_dir = tempfile.mkdtemp(prefix="proxygate-demo-")
-            users_path = os.path.join(demo_dir, "htpasswd")
             password = secrets.token_urlsafe(12)
-            write_htpasswd_atomic(users_path, [f"{_DEMO_USER}:{_demo_hash(password)}\n"])
+            stored = _demo_hash(password)
+            try:
+                demo_dir = tempfile.mkdtemp(prefix="proxygate-demo-")
+                users_path = os.path.join(demo_dir, "htpasswd")
+                write_htpasswd_atomic(users_path, [f"{_DEMO_USER}:{stored}\n"])
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot write the demo users file in {tempfile.gettempdir()}: {exc.strerror}"
+                ) from None
         else:
             users_path = args.users
             password = None
