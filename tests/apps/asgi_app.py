@@ -8,6 +8,8 @@ Routes:
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
   /hangup?marker=M   reads until the client disconnects, writes M, then raises OSError
+  /problem500        a problem+json 500 whose ``detail`` holds ``SECRET``
+  /json404           FastAPI's shape: 404 ``{"detail": "no order 7"}``
   /ws (websocket)    accepts, sends the JSON of /, then echoes text until the client closes
   /ws-boom (websocket) raises before accepting
 
@@ -111,6 +113,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         return
+    if path in _JSON_ERRORS:
+        status, content_type, body = _JSON_ERRORS[path]
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", content_type),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
     if path == "/stream":
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/plain")]})
@@ -146,6 +155,14 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     await _json(send, 200, describe(scope))
 
+
+#: The app's own JSON errors: a 5xx body that must never be shown, a 4xx to be normalized.
+_JSON_ERRORS = {
+    "/problem500": (500, b"application/problem+json", json.dumps(
+        {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+         "detail": f"psycopg: password {SECRET} rejected"}).encode()),
+    "/json404": (404, b"application/json", b'{"detail": "no order 7"}'),
+}
 
 #: ``app`` behind ProxyGateMiddleware with the options in ``$PROXYGATE_TEST_GATE``.
 gated = ProxyGateMiddleware(app, **gate_options())

@@ -7,6 +7,7 @@ Routes (as in :mod:`apps.asgi_app`):
   /boom-late         starts a 200, yields part of the body, then raises
   /json407           the app's own JSON 407 with its own Proxy-Authenticate
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
+  /problem500, /json404   the app's own JSON errors, as in :mod:`apps.asgi_app`
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
 
 Runners for servers without an import-string CLI: ``python -m apps.wsgi_app wsgiref PORT``
@@ -86,6 +87,11 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             ("Proxy-Authenticate", 'Basic realm="app"')])
         return [body]
+    if path in _JSON_ERRORS:
+        status, content_type, body = _JSON_ERRORS[path]
+        start_response(status, [("Content-Type", content_type),
+                                ("Content-Length", str(len(body)))])
+        return [body]
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return _stream(_query(environ)["gate"])
@@ -96,6 +102,13 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return _json(start_response, {"pid": os.getpid()})
     return _json(start_response, describe(environ))
 
+
+_JSON_ERRORS = {
+    "/problem500": ("500 Internal Server Error", "application/problem+json", json.dumps(
+        {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+         "detail": f"psycopg: password {SECRET} rejected"}).encode()),
+    "/json404": ("404 Not Found", "application/json", b'{"detail": "no order 7"}'),
+}
 
 #: ``app`` behind ProxyGateMiddleware with the options in ``$PROXYGATE_TEST_GATE``.
 gated = ProxyGateMiddleware(app, **gate_options())
