@@ -16,6 +16,7 @@ own ASGI app until a block defines one.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -57,7 +58,9 @@ def _teardown(namespace: dict[str, Any]) -> None:
     directory = namespace[_PAGE_DIRECTORY]
     os.chdir(namespace[_PREVIOUS_DIRECTORY])
     sys.path[:] = [entry for entry in sys.path if not entry.startswith(directory)]
-    shutil.rmtree(directory, ignore_errors=True)
+    # Removed at exit, not now: the page's gates still watch their users file, and
+    # would log it missing for the rest of the run.
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 def _parses_as_json(example: Example) -> None:

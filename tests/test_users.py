@@ -487,3 +487,21 @@ def test_an_edit_keeping_size_and_inode_is_picked_up_by_its_mtime(users_file: Pa
     os.utime(users_file, ns=(users_file.stat().st_atime_ns, users_file.stat().st_mtime_ns + 1))
     assert unwatched.check_for_changes() is True
     assert unwatched.current_hash("bob") == new_bob
+
+
+def test_a_relative_users_path_keeps_meaning_the_same_file_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    (home / "users").write_text(f"alice:{ALICE}\n", encoding="utf-8")
+    (elsewhere / "users").write_text(f"bob:{BOB}\n", encoding="utf-8")
+    monkeypatch.chdir(home)
+    users = HtpasswdUsers("users", reload_interval=0)
+    monkeypatch.chdir(elsewhere)
+    (home / "users").write_text(f"alice:{ALICE}\ncarol:{BOB}\n", encoding="utf-8")
+    os.utime(home / "users", ns=(1, 1))  # a stamp the first read did not see
+    assert users.check_for_changes()
+    assert users.current_hash("carol") == BOB and users.current_hash("bob") is None
+    assert repr(users) == "HtpasswdUsers('users', <2 users>)"

@@ -173,6 +173,9 @@ class HtpasswdUsers(_HashedUsers):
 
     def __init__(self, path: str | os.PathLike[str], *, reload_interval: float = 2.0) -> None:
         self.path = Path(path)
+        # Read and watched by absolute path: a later chdir (a test runner, a daemon
+        # that moves to /) must not switch the gate to another file or to none.
+        self._file = Path(os.path.abspath(path))
         self.reload_interval = reload_interval
         try:
             stat, users = self._read()
@@ -195,7 +198,7 @@ class HtpasswdUsers(_HashedUsers):
         return f"HtpasswdUsers({str(self.path)!r}, <{len(self._users)} users>)"
 
     def _read(self) -> tuple[os.stat_result, dict[str, str]]:
-        with self.path.open("rb") as handle:
+        with self._file.open("rb") as handle:
             before = os.fstat(handle.fileno())
             raw = handle.read()
         try:
@@ -208,7 +211,7 @@ class HtpasswdUsers(_HashedUsers):
     def check_for_changes(self) -> bool:
         """Reload if the file changed; True when a new version was taken."""
         try:
-            stamp = _stamp(self.path.stat())
+            stamp = _stamp(self._file.stat())
         except OSError as exc:
             if self._stamp != _GONE:  # report once, not on every poll while it stays gone
                 logger.error("users file %s is unreadable (%s); keeping the last good version",
@@ -225,7 +228,7 @@ class HtpasswdUsers(_HashedUsers):
                          "good version", self.path, reason)
             self._stamp = stamp  # report once per change, not every poll
             return False
-        if _stamp(stat) != stamp or _stamp(self.path.stat()) != stamp:
+        if _stamp(stat) != stamp or _stamp(self._file.stat()) != stamp:
             return False  # still being written: look again on the next poll
         if not users:
             logger.error("users file %s is now empty; keeping the last good version", self.path)
