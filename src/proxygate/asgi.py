@@ -10,6 +10,7 @@ from types import CodeType
 from typing import Any
 from urllib.parse import quote, unquote
 
+from proxygate._server import warn_about_server
 from proxygate.auth.users import SourceUnavailable
 from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
@@ -437,6 +438,7 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
         gate = self.handler
         #: Header names the request scan stops at: the credential and what is stripped.
         self._watched = gate.strip_headers | {gate.credential_header}
+        warn_about_server(gate, wsgi=False)
 
     def _make_handler(self, config: Config) -> Gate:
         return Gate(config)

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from proxygate._server import warn_about_server
 from proxygate.config import Config
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import ErrorHandler
@@ -393,6 +394,7 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             for name in gate.strip_headers
             if b"_" not in name  # the underscore spelling lands on the same key
         )
+        warn_about_server(gate, wsgi=True)
         if self.config.mode == "proxy":
             logger.warning(
                 "proxygate WSGI proxy mode: WSGI servers treat Proxy-Authenticate as hop-by-hop "

@@ -22,3 +22,9 @@ def gate_options() -> dict[str, Any]:
 
 #: How long /stream and /slow wait for the file the test creates before giving up.
 WAIT_LIMIT = 15.0
+
+
+def budget_report(budget: Any) -> dict[str, int]:
+    """What ``/budget`` answers: the gate's hash budget as this process saw it."""
+    return {"peak": budget.peak, "refused": budget.refused, "admitted": budget.admitted,
+            "concurrency": budget.concurrency, "pid": os.getpid()}

@@ -7,6 +7,7 @@ Routes:
   /boom-late         starts a 200, sends part of the body, then raises
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
+  /budget            200 JSON: this process's hash budget (peak, refused, admitted), pid
   /hangup?marker=M   reads until the client disconnects, writes M, then raises OSError
   /problem500        a problem+json 500 whose ``detail`` holds ``SECRET``
   /json404           FastAPI's shape: 404 ``{"detail": "no order 7"}``
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from apps._options import SECRET, WAIT_LIMIT, gate_options
+from apps._options import SECRET, WAIT_LIMIT, budget_report, gate_options
 from proxygate.asgi import ProxyGateMiddleware, Receive, Scope, Send
 
 STATE = {"lifespan": False}
@@ -152,6 +153,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         Path(query["started"]).write_text(str(os.getpid()))
         await _wait_for(query["release"])
         await _json(send, 200, {"pid": os.getpid()})
+        return
+    if path == "/budget":
+        await _json(send, 200, budget_report(gated.gate.hash_budget))
         return
     await _json(send, 200, describe(scope))
 

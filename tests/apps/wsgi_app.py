@@ -9,6 +9,7 @@ Routes (as in :mod:`apps.asgi_app`):
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
   /problem500, /json404   the app's own JSON errors, as in :mod:`apps.asgi_app`
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
+  /budget            200 JSON: this process's hash budget (peak, refused, admitted), pid
 
 Runners for servers without an import-string CLI: ``python -m apps.wsgi_app wsgiref PORT``
 and ``python -m apps.wsgi_app werkzeug PORT``.
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from apps._options import SECRET, WAIT_LIMIT, gate_options
+from apps._options import SECRET, WAIT_LIMIT, budget_report, gate_options
 from proxygate.wsgi import Environ, ProxyGateMiddleware, StartResponse
 
 
@@ -100,6 +101,8 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         Path(query["started"]).write_text(str(os.getpid()))
         _wait_for(query["release"])
         return _json(start_response, {"pid": os.getpid()})
+    if path == "/budget":
+        return _json(start_response, budget_report(gated.gate.hash_budget))
     return _json(start_response, describe(environ))
 
 

@@ -32,6 +32,7 @@ try:
 except ModuleNotFoundError as _missing:
     raise missing_extra("proxygate.contrib.django", "django", _missing) from None
 
+from proxygate._server import warn_about_server
 from proxygate.config import Config, ConfigError
 from proxygate.errors.envelope import ErrorResponse
 from proxygate.errors.handler import HeadFromPairs, RequestHead
@@ -264,6 +265,7 @@ class ProxyGateMiddleware:
         )
         # The ORM wants the request's own thread; hashes want any thread.
         self._thread_sensitive = self.config.users is authenticate_with_django
+        warn_about_server(gate, wsgi=not self.async_mode)
 
     def __repr__(self) -> str:
         return f"<ProxyGateMiddleware {self.gate!r}>"
