@@ -8,6 +8,7 @@ Routes:
   /stream?gate=F     200, chunk "first", waits (bounded) until file F exists, chunk "second"
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
   /budget            200 JSON: this process's hash budget (peak, refused, admitted), pid
+  /client            200 JSON: the client address as the server handed it over
   /hangup?marker=M   reads until the client disconnects, writes M, then raises OSError
   /problem500        a problem+json 500 whose ``detail`` holds ``SECRET``
   /json404           FastAPI's shape: 404 ``{"detail": "no order 7"}``
@@ -156,6 +157,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if path == "/budget":
         await _json(send, 200, budget_report(gated.gate.hash_budget))
+        return
+    if path == "/client":
+        client = scope.get("client")
+        await _json(send, 200, {"client": client[0] if client else None})
         return
     await _json(send, 200, describe(scope))
 

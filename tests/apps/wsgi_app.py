@@ -10,6 +10,7 @@ Routes (as in :mod:`apps.asgi_app`):
   /problem500, /json404   the app's own JSON errors, as in :mod:`apps.asgi_app`
   /slow?started=S&release=R   writes its pid to S, waits until R exists, then 200
   /budget            200 JSON: this process's hash budget (peak, refused, admitted), pid
+  /client            200 JSON: the client address as the server handed it over
 
 Runners for servers without an import-string CLI: ``python -m apps.wsgi_app wsgiref PORT``
 and ``python -m apps.wsgi_app werkzeug PORT``.
@@ -103,6 +104,8 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return _json(start_response, {"pid": os.getpid()})
     if path == "/budget":
         return _json(start_response, budget_report(gated.gate.hash_budget))
+    if path == "/client":
+        return _json(start_response, {"client": environ.get("REMOTE_ADDR")})
     return _json(start_response, describe(environ))
 
 

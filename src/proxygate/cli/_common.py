@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from proxygate.cli._arguments import Parser
 
@@ -13,8 +14,11 @@ __all__ = [
     "EXIT_USAGE",
     "CommandError",
     "Parser",
+    "add_client_address_arguments",
+    "client_address_options",
     "print_error",
     "print_warning",
+    "uvicorn_client_address_settings",
 ]
 
 EXIT_OK = 0
@@ -43,3 +47,41 @@ def print_warning(message: str) -> None:
 def missing_subcommand(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return EXIT_USAGE
+
+
+def uvicorn_client_address_settings() -> dict[str, Any]:
+    """What every command that runs uvicorn passes to it about the client address.
+
+    uvicorn's own proxy-header handling (on by default, trusting 127.0.0.1) rewrites
+    ``scope["client"]`` from ``X-Forwarded-For`` before the gate looks, so a client on
+    the same host could pick the address its failures count against. Off, the peer
+    reaches the gate as it is, and ``--trusted-proxy`` / ``--forwarded-header`` (the
+    gate's ``trusted_proxies`` and ``forwarded_header``) alone decide whom to believe.
+    """
+    return {"proxy_headers": False, "forwarded_allow_ips": ""}
+
+
+def add_client_address_arguments(parser: argparse.ArgumentParser, *,
+                                 trusted_help: str | None = None) -> None:
+    """``--trusted-proxy CIDR`` (repeatable) and ``--forwarded-header NAME``."""
+    parser.add_argument(
+        "--trusted-proxy", metavar="CIDR", action="append", default=None,
+        help=trusted_help or "a reverse proxy in front whose forwarded header names the "
+        "client (e.g. 10.0.0.5/32); repeatable. Without it the peer is the client and "
+        "no forwarded header is believed, from anyone",
+    )
+    parser.add_argument(
+        "--forwarded-header", metavar="NAME", default=None,
+        help="the one header the trusted proxy writes the client address in: "
+        "X-Forwarded-For (default), Forwarded or X-Real-IP",
+    )
+
+
+def client_address_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The gate options those arguments give; only the ones that were given."""
+    options: dict[str, Any] = {}
+    if args.trusted_proxy is not None:
+        options["trusted_proxies"] = tuple(args.trusted_proxy)
+    if args.forwarded_header is not None:
+        options["forwarded_header"] = args.forwarded_header
+    return options

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from proxygate.cli._common import EXIT_OK, CommandError
+from proxygate.cli._common import (
+    EXIT_OK,
+    CommandError,
+    add_client_address_arguments,
+    client_address_options,
+    uvicorn_client_address_settings,
+)
 
 __all__ = ["register"]
 
@@ -45,10 +51,10 @@ def register(commands: Any) -> None:
         help="the header carrying the user name to the upstream (default: "
         "X-Authenticated-User)",
     )
-    command.add_argument(
-        "--trusted-proxy", metavar="CIDR", action="append", default=None,
-        help="a peer whose X-Forwarded-For (or X-Real-IP) names the client: the gateway's "
-        "address; repeatable (default: none, the peer is the client)",
+    add_client_address_arguments(
+        command,
+        trusted_help="a peer whose forwarded header (see --forwarded-header) names the "
+        "client: the gateway's address; repeatable (default: none, the peer is the client)",
     )
     command.add_argument(
         "--exempt", metavar="PATH", action="append", default=None,
@@ -76,8 +82,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         options["realm"] = args.realm
     if args.mode is not None:
         options["mode"] = args.mode
-    if args.trusted_proxy is not None:
-        options["trusted_proxies"] = tuple(args.trusted_proxy)
+    options.update(client_address_options(args))
     if args.exempt is not None:
         options["exempt_paths"] = tuple(args.exempt)
     if args.throttle_store is not None:
@@ -117,8 +122,7 @@ def _forward_auth(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         # --trusted-proxy alone decides whose forwarding headers are believed: uvicorn's
         # own handling would rewrite the peer address from them before the gate looks.
-        proxy_headers=False,
-        forwarded_allow_ips="",
+        **uvicorn_client_address_settings(),
         server_header=False,
     )
     return EXIT_OK

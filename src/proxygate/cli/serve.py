@@ -19,7 +19,13 @@ from typing import Any, Literal
 from proxygate._demo import answer_lifespan
 from proxygate.auth.hashing import hash_password
 from proxygate.auth.htpasswd import write_htpasswd_atomic
-from proxygate.cli._common import EXIT_OK, CommandError
+from proxygate.cli._common import (
+    EXIT_OK,
+    CommandError,
+    add_client_address_arguments,
+    client_address_options,
+    uvicorn_client_address_settings,
+)
 
 __all__ = ["detect_interface", "register"]
 
@@ -67,6 +73,7 @@ def register(commands: Any) -> None:
         help="how often the users file is checked for changes; 0 turns reloading off "
         "(default: 2)",
     )
+    add_client_address_arguments(serve)
     serve.add_argument(
         "--log-level", choices=_LOG_LEVELS, default="info", help="log level (default: info)"
     )
@@ -202,6 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
                 mode=args.mode,
                 exempt_paths=tuple(exempt),
                 reload_interval=args.reload_interval,
+                **client_address_options(args),
             )
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from None
@@ -212,6 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_level=args.log_level,
             log_config=_log_config(args.log_level),
+            **uvicorn_client_address_settings(),
         )
     except _Terminated:
         terminated = True
