@@ -55,6 +55,7 @@ __all__ = [
     "dead_upstream_gateway",
     "raw_request",
     "stack",
+    "test_a_client_cannot_describe_its_request_as_an_exempt_one",
     "test_a_client_cannot_spoof_the_user_header_on_an_exempt_path",
     "test_a_client_s_forwarding_headers_do_not_move_its_throttle_key",
     "test_a_large_body_and_the_method_reach_the_upstream_unchanged",
@@ -72,6 +73,7 @@ __all__ = [
     "test_the_upstream_s_own_error_response",
     "test_throttle_count_is_shared_by_two_service_instances_through_redis",
     "test_throttled_client_gets_429_with_retry_after_after_the_configured_failures",
+    "test_two_credentials_are_denied_and_reach_no_upstream",
     "test_two_clients_behind_the_gateway_do_not_share_a_count",
     "test_underscore_credential_and_user_headers_never_reach_the_upstream",
     "test_unicode_user_name_reaches_the_upstream_encoded",
@@ -379,6 +381,18 @@ def test_a_client_cannot_spoof_the_user_header_on_an_exempt_path(
     assert "x_authenticated_user" not in headers
 
 
+@pytest.mark.parametrize("name", ["X-Original-URI", "X-Forwarded-Uri", "X-Envoy-Original-Path"])
+def test_a_client_cannot_describe_its_request_as_an_exempt_one(
+        stack: Stack, client: str, name: str) -> None:
+    # The headers each dialect reads the original request from are the gateway's to write.
+    before = stack.upstream.count()
+    reply = raw_request(stack, (
+        f"GET http://app.internal/private HTTP/1.1\r\nHost: app.internal\r\n"
+        f"{name}: /healthz\r\nConnection: close\r\n\r\n").encode(), source=client)
+    assert_denied(stack, reply)
+    assert stack.upstream.count() == before
+
+
 @pytest.mark.parametrize("target", ["/healthz/../admin", "/static/../admin",
                                     "/static/%2e%2e/admin", "/healthzz", "/admin?/healthz"])
 def test_dot_segments_do_not_make_a_path_exempt(stack: Stack, client: str, target: str) -> None:
@@ -386,6 +400,20 @@ def test_dot_segments_do_not_make_a_path_exempt(stack: Stack, client: str, targe
     reply = raw_request(stack, (
         f"GET {target} HTTP/1.1\r\nHost: app.internal\r\nConnection: close\r\n\r\n"
     ).encode(), source=client)
+    assert_denied(stack, reply)
+    assert stack.upstream.count() == before
+
+
+def test_two_credentials_are_denied_and_reach_no_upstream(stack: Stack, client: str) -> None:
+    # Which one would the gateway have checked? Each gateway passes both (or joins them);
+    # the service refuses the pair whoever they name.
+    header = "Proxy-Authorization" if stack.spec.mode == "proxy" else "Authorization"
+    before = stack.upstream.count()
+    reply = raw_request(stack, (
+        "GET http://app.internal/two HTTP/1.1\r\nHost: app.internal\r\n"
+        f"{header}: {_proxy_authorization(ALICE, PASSWORD)}\r\n"
+        f"{header}: {_proxy_authorization('zoë', USERS['zoë'])}\r\n"
+        "Connection: close\r\n\r\n").encode(), source=client)
     assert_denied(stack, reply)
     assert stack.upstream.count() == before
 
