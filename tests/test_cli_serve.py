@@ -22,7 +22,7 @@ import pytest
 
 from proxygate.auth.hashing import hash_password
 from proxygate.cli import detect_interface
-from support.servers import PYTHON, RunningServer, child_env, run_server
+from support.servers import PYTHON, RunningServer, child_env, fetch, run_server
 
 TESTS = Path(__file__).resolve().parent
 
@@ -395,3 +395,30 @@ def test_without_the_bcrypt_extra_adding_a_user_names_the_extra(
     assert done.returncode == 2
     assert "bcrypt needs the 'bcrypt' extra: pip install 'proxygate[bcrypt]'" in done.stderr
     assert not (tmp_path / "users").exists()
+
+
+@pytest.mark.server
+def test_a_fastapi_exception_under_serve_is_logged_as_what_happened(tmp_path: Path) -> None:
+    # FastAPI's ServerErrorMiddleware sends its 500, then re-raises: the log says so,
+    # not that something raised after proxygate's own response.
+    (tmp_path / "reports.py").write_text(
+        "from fastapi import FastAPI\n"
+        "app = FastAPI()\n"
+        "@app.get('/boom')\n"
+        "async def boom():\n"
+        "    raise RuntimeError('the report failed')\n"
+    )
+    users = users_file(tmp_path / "users", alice="pw")
+    with serve("reports:app", "--app-dir", str(tmp_path), "--users", str(users),
+               "--exempt", "/boom", "--exempt", "/healthz") as server:
+        server.wait_for_output("Application startup complete")
+        reply = fetch(server.url, "/boom")
+        assert reply.status == 500
+        assert reply.json()["error"]["message"] == "Internal Server Error"
+        fetch(server.url, "/healthz")  # logged after everything /boom logged
+        server.wait_for_output('"GET /healthz')
+        output = server.output()
+    assert ("the app sent its own error response, then raised; the client got the envelope "
+            "for that response. Exception while serving GET /boom (status 500") in output
+    assert "after the error response was sent" not in output
+    assert output.count("RuntimeError: the report failed") == 1
