@@ -140,7 +140,8 @@ def assert_runs_as_an_ordinary_user(spec: GatewaySpec, probe: Probe, client: str
             account = pwd.getpwnam(user)
             for path in (home, directory):
                 os.chown(path, account.pw_uid, account.pw_gid)
-        ordinary = replace(spec, env={**spec.env, "HOME": str(home)})
+        binary = _reachable_by_anyone(spec.binary, scratch / "bin") if user else spec.binary
+        ordinary = replace(spec, binary=binary, env={**spec.env, "HOME": str(home)})
         with run_gateway(ordinary, directory, auth_urls=[f"{probe.auth.url}/auth"],
                          upstream=probe.upstream.url, user=user) as gateway:
             asked = probe.ask("GET", "http://app.internal/as-nobody", client,
@@ -151,6 +152,23 @@ def assert_runs_as_an_ordinary_user(spec: GatewaySpec, probe: Probe, client: str
         assert list(home.iterdir()) == []
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _reachable_by_anyone(binary: str, directory: Path) -> str:
+    """``binary``, or a link to it (a copy across file systems) in ``directory`` when a
+    directory above it is closed to others (a checkout under /root): ``nobody`` must be
+    able to run it; only where it lives is the test's doing, not the gateway's."""
+    real = Path(binary).resolve()
+    if all(os.stat(part).st_mode & 0o001 for part in real.parents):
+        return binary
+    directory.mkdir(mode=0o755, exist_ok=True)
+    target = directory / real.name
+    try:
+        os.link(real, target)
+    except OSError:
+        shutil.copy2(real, target)
+    os.chmod(target, 0o755)
+    return str(target)
 
 
 def _owner(pid: int) -> str:
