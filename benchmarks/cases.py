@@ -498,6 +498,18 @@ def e2e_gunicorn(settings: Settings, result: CaseResult) -> None:
     e2e.compare(settings, result, server="gunicorn")
 
 
+def e2e_nginx_apr1(settings: Settings, result: CaseResult) -> None:
+    import gateway
+
+    gateway.compare(settings, result, scheme="apr1")
+
+
+def e2e_nginx_bcrypt12(settings: Settings, result: CaseResult) -> None:
+    import gateway
+
+    gateway.compare(settings, result, scheme="bcrypt12")
+
+
 CASES: list[Case] = [
     Case("asgi-auth", "ASGI, authenticated request, cached credential, envelope on",
          "Starlette AuthenticationMiddleware + docs BasicAuthBackend", Target("<=", 0.5),
@@ -528,6 +540,13 @@ CASES: list[Case] = [
     Case("ldap-miss", "LDAP cache miss: one search + one bind; unknown vs wrong password",
          "a wrong password (search + failed bind)", Target("<=", 1.5),
          lambda settings, result: _directory().ldap_cache_miss(settings, result)),
+    Case("e2e-nginx-apr1", "end to end: nginx + forward-auth vs nginx auth_basic, apr1 file",
+         "nginx auth_basic (C), checking the apr1 hash every request", Target(">=", 1.0),
+         e2e_nginx_apr1),
+    Case("e2e-nginx-bcrypt12",
+         "end to end: nginx + forward-auth vs nginx auth_basic, bcrypt cost-12 file",
+         "nginx auth_basic (C), checking the bcrypt hash every request", None,
+         e2e_nginx_bcrypt12),
 ]
 
 
