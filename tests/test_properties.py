@@ -43,7 +43,7 @@ from proxygate.auth.htpasswd import (
     parse_htpasswd,
     set_htpasswd_entry,
 )
-from proxygate.config import Config
+from proxygate.config import FORWARDED_HEADERS, Config
 from proxygate.errors.envelope import ErrorRenderer
 from proxygate.errors.handler import MAX_REQUEST_ID, ErrorHandler
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs, _hops
@@ -256,7 +256,7 @@ def _forwarded_gate(header: str) -> Gate:
                        forwarded_header=header))
 
 
-GATES = {header: _forwarded_gate(header) for header in ("X-Forwarded-For", "Forwarded")}
+GATES = {header: _forwarded_gate(header) for header in FORWARDED_HEADERS.values()}
 HEADER_BYTES = _mutations(st.lists(ADDRESS, max_size=3).map(lambda hops: ", ".join(hops).encode()))
 
 
@@ -266,12 +266,12 @@ def test_the_client_address_comes_from_the_configured_header_alone(
         configured: str, own: list[bytes], other: list[bytes]) -> None:
     gate = GATES[configured]
     name = configured.lower().encode()
-    other_name = b"forwarded" if name == b"x-forwarded-for" else b"x-forwarded-for"
+    others = [key.encode() for key in FORWARDED_HEADERS if key.encode() != name]
     alone = HeadFromPairs("GET", "/", [(name, v) for v in own], "127.0.0.1")
-    with_other = HeadFromPairs("GET", "/", [*[(other_name, v) for v in other],
-                                            *[(name, v) for v in own]], "127.0.0.1")
+    with_others = HeadFromPairs("GET", "/", [*[(o, v) for o in others for v in other],
+                                             *[(name, v) for v in own]], "127.0.0.1")
     found = gate.client_address(alone)
-    assert found == gate.client_address(with_other)
+    assert found == gate.client_address(with_others)
     text = b",".join(own).decode("latin-1")
     assert found == "127.0.0.1" or (found is not None and found in text)
 
@@ -323,10 +323,16 @@ def test_htpasswd_entries_read_back_what_was_written(entries: list[tuple[str, st
 # -- the gate's decision on arbitrary header sets ---------------------------------------------
 
 PASSWORD = "wonder:land"
+STORED_ALICE = hash_password(PASSWORD, "bcrypt", rounds=4)
 GOOD = BasicCredentials("alice", PASSWORD).to_header()
-DECIDING_GATE = Gate(Config(users={"alice": hash_password(PASSWORD, "bcrypt", rounds=4)},
-                            realm="fuzz", exempt_paths=("/static/*", "/healthz"),
-                            max_failures=1_000_000))
+DECIDING_GATES = {
+    mode: Gate(Config(users={"alice": STORED_ALICE}, realm="fuzz", mode=mode,
+                      exempt_paths=("/static/*", "/healthz"), max_failures=1_000_000))
+    for mode in ("proxy", "origin")
+}
+#: Where each mode reads credentials from, and where its challenge goes.
+CREDENTIAL_HEADER = {"proxy": b"proxy-authorization", "origin": b"authorization"}
+CHALLENGE = {"proxy": (407, b"proxy-authenticate"), "origin": (401, b"www-authenticate")}
 NAMES = st.one_of(
     st.sampled_from([b"proxy-authorization", b"proxy_authorization", b"authorization",
                      b"accept", b"x-request-id", b"x-forwarded-for", b"forwarded",
@@ -344,14 +350,15 @@ def _run(decision: Forward | Deny | Check) -> Forward | Deny:
     return decision.run() if isinstance(decision, Check) else decision
 
 
-def _well_formed(deny: Deny, credential_values: list[bytes]) -> None:
+def _well_formed(deny: Deny, mode: str, credential_values: list[bytes]) -> None:
     response = deny.response
     headers = dict(response.headers)
     status = response.status
-    assert status in (407, 429, 503), status
+    challenge_status, challenge_header = CHALLENGE[mode]
+    assert status in (challenge_status, 429, 503), status
     assert headers[b"content-length"] == str(len(response.body)).encode()
-    if status == 407:
-        assert headers[b"proxy-authenticate"] == b'Basic realm="fuzz", charset="UTF-8"'
+    if status == challenge_status:
+        assert headers[challenge_header] == b'Basic realm="fuzz", charset="UTF-8"'
     body = json.loads(response.body)
     if headers[b"content-type"] == b"application/problem+json":
         assert body["status"] == status and isinstance(body["title"], str)
@@ -363,24 +370,27 @@ def _well_formed(deny: Deny, credential_values: list[bytes]) -> None:
         assert len(value) < 12 or value not in shown  # no credential echoed
 
 
+@pytest.mark.parametrize("mode", sorted(DECIDING_GATES))
 @given(method=st.sampled_from(["GET", "HEAD", "POST", "OPTIONS", "CONNECT"]), path=PATHS,
        headers=st.lists(st.tuples(NAMES, VALUES), max_size=6))
 @example(method="GET", path="/", headers=[(b"proxy-authorization", GOOD)])
+@example(method="GET", path="/", headers=[(b"authorization", GOOD)])
 @example(method="GET", path="/", headers=[(b"proxy-authorization", GOOD)] * 2)
 @example(method="GET", path="/", headers=[(b"proxy_authorization", GOOD)])
 @example(method="GET", path="/static/..;/admin", headers=[(b"remote-user", b"alice")])
 def test_the_gate_answers_any_header_set_with_forward_or_a_well_formed_deny(
-        method: str, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        mode: str, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+    gate = DECIDING_GATES[mode]
     head = HeadFromPairs(method, path, headers, "10.0.0.1")
-    result = _run(DECIDING_GATE.decide(head))
-    credentials = [value for name, value in headers if name == b"proxy-authorization"]
+    result = _run(gate.decide(head))
+    credentials = [value for name, value in headers if name == CREDENTIAL_HEADER[mode]]
     if isinstance(result, Deny):
         if method != "HEAD":
-            _well_formed(result, credentials)
+            _well_formed(result, mode, credentials)
         return
     assert isinstance(result, Forward)
     if result.identity is None:
-        assert DECIDING_GATE.is_exempt(path)
+        assert gate.is_exempt(path)
     else:
         # Forwarded as alice only on exactly one credential header that says alice's password.
         assert result.identity.username == "alice"
