@@ -88,6 +88,9 @@ class GatewaySpec:
     #: The upstream's own 5xx page reaches the client as the envelope (else as it came).
     rewrites_upstream_errors: bool = False
     mode: str = "proxy"
+    #: The gateway itself refuses a repeated credential header with a 400 (nginx 1.23+),
+    #: before the service is asked.
+    refuses_repeated_credentials: bool = False
     #: How many of the stack's two service instances the gateway asks (Traefik asks one
     #: address; the Redis test still asks both instances directly).
     auth_instances: int = 2

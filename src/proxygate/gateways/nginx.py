@@ -211,6 +211,9 @@ http {{
         listen {listen} default_server;
         # Any Host, and absolute-form targets (curl -x): no server_name check.
         server_name _;
+        # A request nginx refuses before any location (nginx 1.23+ refuses a repeated
+        # Proxy-Authorization, for one): the envelope, not nginx's HTML page.
+        error_page 400 = @proxygate_bad_request;
 
 {tunnel_server}
         location / {{
@@ -230,6 +233,7 @@ http {{
             error_page 500 = @proxygate_auth_unavailable;
             error_page 502 = @proxygate_bad_gateway;
             error_page 504 = @proxygate_gateway_timeout;
+            error_page 400 = @proxygate_bad_request;
 
 {tunnel_location}            proxy_pass http://proxygate_upstream;
             proxy_http_version 1.1;
@@ -290,6 +294,13 @@ http {{
             add_header Vary Accept always;
             add_header X-Request-ID $proxygate_request_id always;
             return 502 {_envelope(502)};
+        }}
+
+        location @proxygate_bad_request {{
+            default_type application/json;
+            add_header Vary Accept always;
+            add_header X-Request-ID $proxygate_request_id always;
+            return 400 {_envelope(400)};
         }}
 
         location @proxygate_gateway_timeout {{
