@@ -132,3 +132,14 @@ def test_origin_mode_allows_authorization_and_strips_it(origin_gateway: Stack) -
     names = {name.lower(): value for name, value in seen["headers"]}
     assert names["x-authenticated-user"] == "alice"
     assert "authorization" not in names
+
+
+def test_a_denial_follows_the_client_s_accept_like_the_middleware(stack: Stack) -> None:
+    reply = curl(stack, "http://app.internal/private", "-H", "Accept: application/problem+json",
+                 source=next_client_address())
+    assert reply.status == 407
+    assert reply.header("content-type") == "application/problem+json"
+    problem = reply.json()
+    assert problem["status"] == 407
+    assert problem["instance"] == "/private"
+    assert len([k for k, _ in reply.headers if k == "content-type"]) == 1

@@ -228,6 +228,7 @@ http {{
             auth_request_set $proxygate_retry_after $upstream_http_x_proxygate_retry_after;
             auth_request_set $proxygate_cache_control $upstream_http_x_proxygate_cache_control;
             auth_request_set $proxygate_vary $upstream_http_x_proxygate_vary;
+            auth_request_set $proxygate_content_type $upstream_http_x_proxygate_content_type;
             auth_request_set $proxygate_denied_id $upstream_http_x_proxygate_x_request_id;
             error_page 401 = @proxygate_denied;
             error_page 500 = @proxygate_auth_unavailable;
@@ -270,7 +271,10 @@ http {{
 
         # The service's denial, rebuilt: the status and headers it folded into X-Proxygate-*.
         location @proxygate_denied {{
-            default_type application/json;
+            # The body's type is the service's (JSON, or problem+json when the client's
+            # Accept asks for it): no default type of nginx's, the service's added instead.
+            default_type "";
+            add_header Content-Type $proxygate_content_type always;
             add_header {options.challenge_header} {challenge_variable} always;
             add_header Retry-After $proxygate_retry_after always;
             add_header Cache-Control $proxygate_cache_control always;
