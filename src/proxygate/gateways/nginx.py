@@ -18,8 +18,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxygate.errors.envelope import ErrorRenderer
 from proxygate.gateways import GatewayError, GatewayOptions, ServiceURL, write_file
+from proxygate.gateways._envelopes import (
+    AUTH_UNAVAILABLE_DETAILS,
+    AUTH_UNAVAILABLE_RETRY_AFTER,
+    envelope,
+)
 
 __all__ = ["NginxBuild", "probe", "render", "render_config"]
 
@@ -29,8 +33,6 @@ AUTH_LOCATION = "/.proxygate-auth-check"
 DENIAL_STATUSES = (400, 401, 403, 407, 429, 500, 503)
 #: The first nginx whose open-source build has ``ngx_http_tunnel_module`` (CONNECT).
 TUNNEL_SINCE = (1, 31, 0)
-#: A placeholder the request id variable replaces in the envelopes written here.
-_ID_MARK = "proxygateRequestIdMark"
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,11 @@ def _quote(text: str) -> str:
 
 
 def _envelope(status: int, details: str | None = None) -> str:
-    """The standard envelope for ``status`` with nginx's request id variable in it."""
-    renderer = ErrorRenderer()
-    body = renderer.render(status, details=details, request_id=_ID_MARK).body.decode("utf-8")
-    if "$" in body:
+    """The standard envelope for ``status`` as an nginx string, with nginx's request id."""
+    before, after = envelope(status, details)
+    if "$" in before + after:
         raise GatewayError("an envelope text with '$' cannot be written into nginx.conf")
-    return _quote(body.replace(_ID_MARK, "${proxygate_request_id}"))
+    return _quote(before + "${proxygate_request_id}" + after)
 
 
 def _servers(urls: tuple[ServiceURL, ...]) -> str:
@@ -287,10 +288,10 @@ http {{
         # nginx's own errors in front of the upstream, as the envelope.
         location @proxygate_auth_unavailable {{
             default_type application/json;
-            add_header Retry-After 5 always;
+            add_header Retry-After {AUTH_UNAVAILABLE_RETRY_AFTER} always;
             add_header Vary Accept always;
             add_header X-Request-ID $proxygate_request_id always;
-            return 503 {_envelope(503, "The authentication service is unavailable right now.")};
+            return 503 {_envelope(503, AUTH_UNAVAILABLE_DETAILS)};
         }}
 
         location @proxygate_bad_gateway {{
