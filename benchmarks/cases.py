@@ -534,6 +534,9 @@ CASES: list[Case] = [
     Case("e2e-gunicorn", "end to end: gunicorn + Flask, wrk (throughput ratio)",
          "the same app without proxygate (and with Flask-HTTPAuth, for scale)", Target(">=", 0.95),
          e2e_gunicorn),
+    Case("hash-flood", "returning user's p99 while 50 addresses send wrong bcrypt-12 passwords",
+         "the same user's p99 with no flood", Target("<=", 2.0),
+         lambda settings, result: _flood().flood(settings, result)),
     Case("ldap-returning", "LDAP directory user, returning (throughput ratio)",
          "an htpasswd (apr1) user, returning", Target(">=", 0.9),
          lambda settings, result: _directory().ldap_returning_user(settings, result)),
@@ -548,6 +551,12 @@ CASES: list[Case] = [
          "nginx auth_basic (C), checking the bcrypt hash every request", None,
          e2e_nginx_bcrypt12),
 ]
+
+
+def _flood() -> Any:
+    import flood  # imports this module: loaded when the flood case runs
+
+    return flood
 
 
 def _directory() -> Any:

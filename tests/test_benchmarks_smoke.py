@@ -35,6 +35,7 @@ CASE_IDS = (
     "memory-failed-logins",
     "e2e-uvicorn",
     "e2e-gunicorn",
+    "hash-flood",
     "ldap-returning",
     "ldap-miss",
     "e2e-nginx-apr1",
