@@ -31,7 +31,7 @@ def running_directory() -> Iterator[object]:
         raise RuntimeError("slapd, slapadd or openssl is missing: apt-get install slapd "
                            "ldap-utils openssl")
     with tempfile.TemporaryDirectory(prefix="proxygate-bench-slapd-") as root, \
-            Slapd(Path(root) / "slapd") as directory:
+            Slapd(Path(root) / "slapd", tls=False) as directory:
         yield directory
 
 

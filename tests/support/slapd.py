@@ -159,7 +159,7 @@ class Slapd:
     """One slapd, its files under ``root``; started and stopped by the test."""
 
     def __init__(self, root: Path, *, require_tls: bool = False, certs: Path | None = None,
-                 server_cert: str = "server") -> None:
+                 server_cert: str = "server", tls: bool = True) -> None:
         binaries = find_binaries()
         if binaries is None:
             from support.binaries import require_binary  # pytest: fails under CI, else skips
@@ -175,13 +175,17 @@ class Slapd:
         self.process: subprocess.Popen[bytes] | None = None
         (root / "db").mkdir(parents=True)
         certs = certs or root  # certificates can be shared: RSA keys take a while to make
-        if not (certs / "server.pem").exists():
+        if tls and not (certs / "server.pem").exists():
             _make_ca(certs, openssl)
         self.ca_file = str(certs / "ca.pem")
         self.other_ca_file = str(certs / "other-ca.pem")
         (root / "ad-lite.schema").write_text(_AD_SCHEMA)
         schema = "/etc/ldap/schema"
         security = "security simple_bind=128\n" if require_tls else ""
+        tls_files = (f"TLSCACertificateFile {certs}/ca.pem\n"
+                     f"TLSCertificateFile {certs}/{server_cert}.pem\n"
+                     f"TLSCertificateKeyFile {certs}/{server_cert}.key\n") if tls else ""
+        self._tls = tls
         (root / "slapd.conf").write_text(f"""\
 include {schema}/core.schema
 include {schema}/cosine.schema
@@ -191,10 +195,7 @@ modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {root}/slapd.pid
 argsfile {root}/slapd.args
-TLSCACertificateFile {certs}/ca.pem
-TLSCertificateFile {certs}/{server_cert}.pem
-TLSCertificateKeyFile {certs}/{server_cert}.key
-{security}
+{tls_files}{security}
 database mdb
 maxsize 33554432
 suffix "{BASE}"
@@ -218,7 +219,8 @@ access to * by users read by * none
             # -d stats: stay in the foreground (stopped by our PID) and log each operation.
             self.process = subprocess.Popen(
                 [self.slapd, "-f", str(self.root / "slapd.conf"), "-h",
-                 f"ldap://127.0.0.1:{self.port}/ ldaps://127.0.0.1:{self.ldaps_port}/",
+                 f"ldap://127.0.0.1:{self.port}/"
+                 + (f" ldaps://127.0.0.1:{self.ldaps_port}/" if self._tls else ""),
                  "-d", "stats"],
                 stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._answers, timeout=20, what=f"slapd on port {self.port}")
