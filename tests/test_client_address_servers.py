@@ -59,6 +59,10 @@ SERVERS = {
     # forwarded_allow_ips (127.0.0.1 by default).
     "gunicorn -k uvicorn": ([PYTHON, "-m", "gunicorn", "--bind", "127.0.0.1:{port}",
                              "-k", "uvicorn.workers.UvicornWorker", ASGI], "203.0.113.7"),
+    # ...which an empty list turns off (gunicorn passes it on to the worker).
+    "gunicorn -k uvicorn --forwarded-allow-ips ''": (
+        [PYTHON, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "-k",
+         "uvicorn.workers.UvicornWorker", "--forwarded-allow-ips", "", ASGI], "127.0.0.1"),
 }
 
 
