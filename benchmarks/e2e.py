@@ -126,9 +126,14 @@ _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _ERRORS = re.compile(r"Socket errors:.*")
 
 
-def wrk(url: str, *, seconds: float, connections: int, header: str) -> tuple[float, str]:
+def wrk(url: str, *, seconds: float, connections: int, header: str,
+        timeout: float | None = None) -> tuple[float, str]:
+    """``timeout``: how long wrk waits for a response before counting it lost (its own
+    default is 2 s)."""
     assert WRK is not None
     cmd = [WRK, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-H", header, url]
+    if timeout is not None:
+        cmd[1:1] = ["--timeout", f"{max(1, round(timeout))}s"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"wrk exited {done.returncode}: {(done.stdout + done.stderr)[-1500:]}")
