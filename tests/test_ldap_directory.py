@@ -122,6 +122,15 @@ def test_an_empty_password_never_reaches_the_directory(directory: Slapd) -> None
     assert directory.binds_for("carol") == before + 1
 
 
+def test_a_non_members_guesses_never_reach_the_account(directory: Slapd) -> None:
+    middleware, _ = gated(directory, ldap_require_group=GROUP, max_failures=0)
+    before = directory.binds_for("carol")
+    for password in ("carol-pw", "guess1", "guess2"):
+        assert call_asgi(middleware, headers=auth("carol", password)).status == 407
+    # slapd logs a BIND before it answers it: nothing more can arrive for these requests.
+    assert directory.binds_for("carol") == before
+
+
 def test_unique_member_groups_count(directory: Slapd) -> None:
     middleware, _ = gated(directory, ldap_require_group=UNIQUE_GROUP)
     assert call_asgi(middleware, headers=auth("bob", "bob-pw")).status == 200
@@ -336,8 +345,8 @@ def test_the_throttle_stops_a_spray_before_it_reaches_the_directory(directory: S
     assert directory.binds_for("dave") == before + 3
 
 
-def test_unknown_users_cost_what_wrong_passwords_cost(directory: Slapd) -> None:
-    gate = Gate(Config.from_mapping(directory.options(max_failures=0)))
+def test_unknown_users_and_outsiders_cost_what_wrong_passwords_cost(directory: Slapd) -> None:
+    gate = Gate(Config.from_mapping(directory.options(max_failures=0, ldap_require_group=GROUP)))
 
     def seconds(user: str, password: str) -> float:
         value = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -353,13 +362,16 @@ def test_unknown_users_cost_what_wrong_passwords_cost(directory: Slapd) -> None:
     seconds("alice", "warm-up")
     unknown: list[float] = []
     wrong: list[float] = []
-    for number in range(25):  # interleaved, so load drifts hit both alike
+    outsider: list[float] = []
+    for number in range(25):  # interleaved, so load drifts hit all three alike
         unknown.append(seconds(f"nobody{number}", "x"))
-        wrong.append(seconds("carol", f"guess{number}"))
-    ratio = statistics.median(unknown) / statistics.median(wrong)
-    assert 1 / 1.5 <= ratio <= 1.5, (
-        f"unknown-user median {statistics.median(unknown) * 1000:.2f} ms vs wrong-password "
-        f"median {statistics.median(wrong) * 1000:.2f} ms")
+        wrong.append(seconds("alice", f"guess{number}"))
+        outsider.append(seconds("carol", "carol-pw"))  # her right password, not a member
+    medians = {name: statistics.median(times) for name, times in
+               (("unknown", unknown), ("wrong", wrong), ("outsider", outsider))}
+    shown = ", ".join(f"{name} {value * 1000:.2f} ms" for name, value in medians.items())
+    for name in ("unknown", "outsider"):
+        assert 1 / 1.5 <= medians[name] / medians["wrong"] <= 1.5, shown
     # No bind was ever tried for the names that do not exist.
     log = directory.log.read_text(errors="replace").lower()
     assert not any(" bind dn=" in line and "nobody" in line for line in log.splitlines())

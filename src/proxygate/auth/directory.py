@@ -178,7 +178,10 @@ class LdapUsers:
         self._new_server()  # fail here, not at the first login, on what ldap3 refuses
         self._searchers = _Pool(self._open_searcher, pool_size, timeout, "directory search")
         self._binders = _Pool(self._open_binder, pool_size, timeout, "directory bind")
+        # Recent durations of user binds and group checks, for the padding of refusals
+        # that skip them.
         self._bind_seconds: deque[float] = deque(maxlen=_SAMPLES)
+        self._group_seconds: deque[float] = deque(maxlen=_SAMPLES)
 
     def __repr__(self) -> str:
         # The URL and bind DN are configuration, not secrets; the password never appears.
@@ -205,14 +208,18 @@ class LdapUsers:
         found = self._search_user(username)
         if found is None:
             # No entry means no bind and so no password hash in the directory: spend what
-            # a failed bind costs, so response times do not say which names exist.
-            self._pad(started)
+            # the group check and a failed bind cost, so response times do not say which
+            # names exist.
+            self._pad(started, self._group_seconds, self._bind_seconds)
             return None
         dn, stored_name, member_of = found
-        if not self._bind_as(dn, password):
-            return None
+        # The group before the password: a non-member's guesses never reach the account
+        # (no lockout through proxygate) and never tell whether the password was right.
         if self._require_group is not None and not self._in_group(dn, member_of):
             logger.info("directory user %r is not in the required group", stored_name)
+            self._pad(started, self._bind_seconds)
+            return None
+        if not self._bind_as(dn, password):
             return None
         return Verified(NO_HASH, stored_name)
 
@@ -339,6 +346,13 @@ class LdapUsers:
         return ok
 
     def _in_group(self, dn: str, member_of: list[str]) -> bool:
+        started = time.perf_counter()
+        try:
+            return self._check_group(dn, member_of)
+        finally:
+            self._group_seconds.append(time.perf_counter() - started)
+
+    def _check_group(self, dn: str, member_of: list[str]) -> bool:
         group = self._require_group
         assert group is not None
         if not self._nested and any(_same_dn(value, self._group_key) for value in member_of):
@@ -360,11 +374,17 @@ class LdapUsers:
 
         return bool(self._run(self._searchers, search))
 
-    def _pad(self, started: float) -> None:
-        samples = list(self._bind_seconds)
-        # Before the first bind has been timed, one search round trip stands in for one bind.
-        cost = statistics.median(samples) if samples else time.perf_counter() - started
-        time.sleep(max(0.0, cost))
+    def _pad(self, started: float, *steps: deque[float]) -> None:
+        """Sleep as long as the skipped ``steps`` take (the median of each one's recent
+        durations). A step not timed yet counts as long as the search just made."""
+        search = time.perf_counter() - started
+        cost = 0.0
+        for samples in steps:
+            if samples is self._group_seconds and self._require_group is None:
+                continue
+            recent = list(samples)
+            cost += statistics.median(recent) if recent else search
+        time.sleep(cost)
 
 
 def _pick_name(login: str, values: Any) -> str:
