@@ -1,10 +1,9 @@
 """A send that fails because the client hung up is not a server error; an app's own is.
 
-On a passed-through success the ASGI shell hands the app the server's own ``send``
-awaitable (no coroutine of ours in between), so it tells the two apart afterwards from
-where the exception came up. These tests pin that for the shapes a server's ``send``
-takes: a coroutine function, a bound method, a callable object, and another proxygate
-layer in front of the server.
+The ASGI shell notes an ``OSError`` coming out of the server's ``send`` (what ASGI
+servers raise on a closed connection) and tells the two apart by that. These tests pin it
+for the shapes a server's ``send`` takes: a coroutine function, a bound method, a
+callable object, a partial, and another proxygate layer in front of the server.
 """
 
 from __future__ import annotations
@@ -131,24 +130,37 @@ def test_an_app_that_wraps_the_failed_send_in_its_own_exception_is_still_a_hang_
     assert _errors(caplog) == []
 
 
-def test_a_send_without_python_code_is_never_taken_for_a_hang_up() -> None:
-    """A send we cannot trace (a C callable) leaves the error to be reported, never swallowed."""
-    try:
-        raise ClientGone("closed")
-    except ClientGone as exc:
-        caught = exc
-    assert asgi._raised_by(caught, print) is False  # type: ignore[arg-type]
-    assert asgi._raised_by(caught, Server(0).send) is False  # Python code, but not on the way
+def test_a_server_refusing_a_message_is_reported_not_taken_for_a_hang_up(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A server raises RuntimeError for a message out of order (uvicorn: "Expected ASGI
+    message ..."): that is the app's bug, and it must reach the logs."""
+
+    class Strict(Server):
+        async def send(self, message: Message) -> None:
+            if self.sent and message["type"] == "http.response.start":
+                raise RuntimeError("Expected ASGI message 'http.response.body'")
+            await super().send(message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    server = Strict(fail_after=10)
+    with pytest.raises(RuntimeError):
+        asyncio.run(asgi.ErrorEnvelopeMiddleware(app)(_scope(), server.receive, server.send))
+    errors = _errors(caplog)
+    assert len(errors) == 1
+    assert "exception after the response started" in errors[0].getMessage()
 
 
-def test_the_done_awaitable_ends_every_await_at_once_and_never_yields_to_the_loop() -> None:
-    """What the exchange answers for a message it keeps (an error start, a body it reads)."""
+def test_a_hang_up_while_the_envelope_replaces_an_error_is_not_an_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 404,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"Not Found"})
 
-    async def await_many() -> list[None]:
-        return [await asgi.DONE for _ in range(3)]
-
-    coroutine = await_many()
-    # One send() runs the coroutine to its end: nothing was handed to an event loop.
-    with pytest.raises(StopIteration) as finished:
-        coroutine.send(None)
-    assert finished.value.value == [None, None, None]
+    server = Server(fail_after=1)  # the envelope's start gets out, its body does not
+    asyncio.run(asgi.ErrorEnvelopeMiddleware(app)(_scope(), server.receive, server.send))
+    assert [m["status"] for m in server.sent] == [404]
+    assert _errors(caplog) == []

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Generator, MutableMapping
-from types import CodeType
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -35,6 +33,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger("proxygate.errors")
 
+#: The scope types proxygate answers; lifespan and anything unknown pass untouched.
+_OURS = frozenset({"http", "websocket"})
 
 #: The scope key under which the shell leaves its view of the request (method, path,
 #: headers without credentials, request id) for error handlers inside the app, so that
@@ -70,14 +70,24 @@ ANONYMOUS_USER = _Anonymous()
 NO_SCOPES = _NoScopes()
 
 
-def _head(scope: Scope) -> HeadFromPairs:
+def _head(scope: Scope, headers: list[tuple[bytes, bytes]] | None = None) -> HeadFromPairs:
     client = scope.get("client")
     return HeadFromPairs(
         scope.get("method", "GET"),
         scope["path"],
-        scope["headers"],
+        scope["headers"] if headers is None else headers,
         client[0] if client else None,
     )
+
+
+def _split_headers(headers: list[tuple[bytes, bytes]], credential: bytes,
+                   strip: frozenset[bytes]) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
+    """The credential header's values, and the headers the app will see: without the
+    credentials (nor their underscore spellings) nor ``Proxy-Connection``."""
+    credentials = [value for name, value in headers if name == credential]
+    if strip.isdisjoint(name for name, _ in headers):
+        return credentials, headers  # nothing to take out: no copy
+    return credentials, [pair for pair in headers if pair[0] not in strip]
 
 
 def _from_absolute_form(scope: Scope) -> Scope:
@@ -143,106 +153,32 @@ def _with_request_id(message: Message, handler: ErrorHandler, head: HeadFromPair
     return message
 
 
-def _code_of(send: Callable[..., Any]) -> CodeType | None:
-    """The code object a call of ``send`` runs, through our own watchers and partials."""
-    while True:
-        owner = getattr(send, "__self__", None)
-        if isinstance(owner, _Exchange):
-            send = owner.send  # an outer proxygate layer: the server's send is behind it
-        elif isinstance(send, functools.partial):
-            send = send.func
-        else:
-            break
-    function = getattr(send, "__func__", send)
-    code = getattr(function, "__code__", None)
-    if code is None:  # a callable object
-        call = getattr(type(send), "__call__", None)  # noqa: B004 -- its code, not callability
-        code = getattr(getattr(call, "__func__", call), "__code__", None)
-    return code if isinstance(code, CodeType) else None
-
-
-def _raised_by(exc: BaseException, send: Send) -> bool:
-    """Whether ``exc`` (or what it was raised over) came up out of the server's ``send``.
-
-    On a passed-through success the app awaits the server's ``send`` directly (see
-    :meth:`_Exchange.watch`), so a send to a client that hung up is recognised here, after
-    the fact, from the traceback: the one place that pays for it is that rare failure.
-    """
-    code = _code_of(send)
-    if code is None:
-        return False
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 8:
-        tb = current.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code is code:
-                return True
-            tb = tb.tb_next
-        current = current.__context__
-        seen += 1
-    return False
-
-
-class _Done:
-    """An awaitable that is already done: what ``watch`` returns for a message it keeps."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return _EXHAUSTED  # an exhausted iterator ends ``await`` at once, every time
-
-
-_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
-next(_EXHAUSTED, None)  # run to its end once; from then on it ends every ``await`` at once
-DONE = _Done()
-
-
 class _Exchange:
     """One HTTP request's response, watched on its way out.
 
-    The app's ``send`` is the bound :meth:`watch`, a plain function. While the response
-    is a success it hands the app the server's own ``send(message)`` awaitable; a message
-    it keeps (an error start, a body being inspected) it answers with :data:`DONE`. A
-    coroutine of ours runs only to send a replacement, so a success costs one call and a
-    type check per message. Sends go straight to the server: a send that failed because
-    the client hung up is told apart afterwards, in :meth:`failed`.
+    A success goes straight to the server. An error response is held while the rewrite
+    policy decides: passed on as it is, or replaced by the envelope (its body read first
+    when the policy wants to see it).
     """
 
     __slots__ = ("action", "buffer", "client_gone", "complete", "handler", "head", "headers",
-                 "send", "started", "status", "upstream")
+                 "send_failed", "server_send", "started", "status", "upstream")
 
     def __init__(self, handler: ErrorHandler, head: HeadFromPairs, send: Send,
                  receive: Receive) -> None:
         self.handler = handler
         self.head = head
-        self.send = send
+        self.server_send = send
         self.upstream = receive
         self.action: Action | None = None
-        self.started = False  # a response start went to the server
-        self.complete = False  # the replacement was sent in full
-        self.client_gone = False
         self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
         #: The error body being inspected; None when there is none (or it was replaced).
         self.buffer: bytearray | None = None
-
-    def watch(self, message: Message) -> Awaitable[None]:
-        """The ``send`` the app gets."""
-        action = self.action
-        if action is Action.PASS:
-            return self.send(message)
-        kind = message["type"]
-        if kind == "http.response.start":
-            if (action is None and message["status"] < 400
-                    and self.handler.plain_success):
-                self.status = message["status"]
-                self.action = Action.PASS
-                self.started = True
-                return self.send(message)
-            return self._start(message)
-        if kind == "http.response.body" and not self.complete:
-            return self._body(message)
-        return DONE  # anything else before, or instead of, a passed-through start
+        self.started = False  # a response start went to the server
+        self.complete = False  # the replacement was sent in full
+        self.client_gone = False  # the app's receive said so
+        self.send_failed = False  # the server's send raised OSError: the client hung up
 
     async def receive(self) -> Message:
         """The app's ``receive``, noting a client that hangs up."""
@@ -251,10 +187,83 @@ class _Exchange:
             self.client_gone = True
         return message
 
+    async def send(self, message: Message) -> None:
+        """The app's ``send``."""
+        if self.action is Action.PASS:
+            await self._to_server(message)
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            await self._start(message)
+        elif kind == "http.response.body" and not self.complete:
+            await self._body(message)
+        # Anything else before a passed-through start, or after a replacement, is dropped.
+
+    async def _to_server(self, message: Message) -> None:
+        try:
+            await self.server_send(message)
+        except OSError:  # ASGI: what a send to a closed connection raises
+            self.send_failed = True
+            raise
+
+    async def _start(self, message: Message) -> None:
+        if self.action is not None:
+            raise RuntimeError("the app started the response twice")
+        handler = self.handler
+        status = message["status"]
+        self.status = status
+        if status < 400:
+            self.action = Action.PASS
+            if handler.metrics is not None:
+                handler.metrics.response(status)
+            if handler.config.request_id_on_success and handler.renderer.request_id_header:
+                message = _with_request_id(message, handler, self.head)
+            self.started = True
+            await self._to_server(message)
+            return
+        self.headers = list(message.get("headers", ()))
+        self.action = handler.response_action(status, self.headers)
+        if self.action is Action.PASS:
+            if handler.metrics is not None:
+                handler.metrics.response(status)
+            patched = handler.with_challenge(status, self.headers)
+            if patched is not self.headers:
+                message = dict(message)
+                message["headers"] = patched
+            self.started = True
+            await self._to_server(message)
+        elif self.action is Action.REPLACE:
+            await self._replace(None)
+        else:  # INSPECT: read the body, then decide what goes out
+            self.buffer = bytearray()
+
+    async def _body(self, message: Message) -> None:
+        if self.action is None:
+            raise RuntimeError("the app sent a body before starting the response")
+        if self.buffer is None:
+            return  # the app's body of a replaced response is dropped, unread
+        self.buffer += message.get("body", b"")
+        too_long = len(self.buffer) > self.handler.policy.max_error_body
+        if too_long or not message.get("more_body", False):
+            await self._replace(None if too_long else bytes(self.buffer))
+
+    async def _replace(self, body: bytes | None) -> None:
+        """Send the envelope standing in for the app's error response."""
+        self.buffer = None
+        response = self.handler.replace_response(self.head, self.status, self.headers, body)
+        self.started = True
+        await _send_response(self._to_server, response, self.handler.metrics)
+        self.complete = True
+
+    async def finish(self) -> None:
+        """The app returned: a body still being inspected goes out now."""
+        if self.buffer is not None and not self.complete:
+            await self._replace(bytes(self.buffer))
+
     async def failed(self, exc: Exception) -> None:
         """The app raised: answer with the envelope while nothing is sent, else log and re-raise."""
         handler, head = self.handler, self.head
-        if self.client_gone or (self.started and _raised_by(exc, self.send)):
+        if self.client_gone or self.send_failed:
             # Nobody is left to answer, and a hang-up is not a server error: re-raising
             # would have the server log it as one (and try a 500 on a closed socket).
             logger.debug("%s %s: the client went away; the app then raised %s",
@@ -272,69 +281,8 @@ class _Exchange:
         if self.started:
             handler.log_exception(head, exc, self.status, "exception after the response started")
             raise exc
-        await _send_response(self.send, handler.exception_response(head, exc), handler.metrics)
-
-    def _start(self, message: Message) -> Awaitable[None]:
-        if self.action is not None:
-            raise RuntimeError("the app started the response twice")
-        handler = self.handler
-        metrics = handler.metrics
-        status = message["status"]
-        self.status = status
-        if status < 400:
-            if metrics is not None:
-                metrics.response(status)
-            self.action = Action.PASS
-            self.started = True
-            if handler.config.request_id_on_success and handler.renderer.request_id_header:
-                message = _with_request_id(message, handler, self.head)
-            return self.send(message)
-        headers = list(message.get("headers", ()))
-        self.headers = headers
-        self.action = action = handler.response_action(status, headers)
-        if action is Action.PASS:
-            if metrics is not None:
-                metrics.response(status)
-            patched = handler.with_challenge(status, headers)
-            if patched is not headers:
-                message = dict(message)
-                message["headers"] = patched
-            self.started = True
-            return self.send(message)
-        if action is Action.REPLACE:
-            return self.replace(None)
-        self.buffer = bytearray()
-        return DONE
-
-    def _body(self, message: Message) -> Awaitable[None]:
-        if self.action is None:
-            raise RuntimeError("the app sent a body before starting the response")
-        buffer = self.buffer
-        if buffer is None:
-            return DONE  # the app's body of a replaced response is dropped, unread
-        body = message.get("body", b"")
-        limit = self.handler.policy.max_error_body
-        if not buffer and not message.get("more_body", False):
-            # The whole body in one message, as error bodies mostly come: no copy.
-            return self.replace(None if len(body) > limit else body)
-        buffer += body
-        too_long = len(buffer) > limit
-        if too_long or not message.get("more_body", False):
-            return self.replace(None if too_long else bytes(buffer))
-        return DONE
-
-    async def replace(self, body: bytes | None) -> None:
-        """Send the envelope standing in for the app's error response."""
-        self.buffer = None
-        response = self.handler.replace_response(self.head, self.status, self.headers, body)
-        self.started = True
-        await _send_response(self.send, response, self.handler.metrics)
-        self.complete = True
-
-    async def finish(self) -> None:
-        """The app returned: a body still being inspected goes out now."""
-        if self.buffer is not None and not self.complete:
-            await self.replace(bytes(self.buffer))
+        await _send_response(self.server_send, handler.exception_response(head, exc),
+                             handler.metrics)
 
 
 class ErrorEnvelopeMiddleware:
@@ -353,28 +301,27 @@ class ErrorEnvelopeMiddleware:
         return ErrorHandler(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            head = request_head(scope) or _head(scope)
-            scope = dict(scope)
-            scope[REQUEST_KEY] = head
-            # Served here rather than in a helper coroutine: one coroutine less per request.
-            # ProxyGateMiddleware.__call__ repeats these lines for the same reason.
-            exchange = _Exchange(self.handler, head, send, receive)
-            try:
-                await self.app(scope, exchange.receive, exchange.watch)
-            except Exception as exc:
-                await exchange.failed(exc)
-                return
-            if exchange.buffer is not None:
-                await exchange.finish()
-        elif kind == "websocket":
-            head = request_head(scope) or _head(scope)
-            scope = dict(scope)
-            scope[REQUEST_KEY] = head
+        if scope["type"] not in _OURS:
+            await self.app(scope, receive, send)
+            return
+        head = request_head(scope) or _head(scope)
+        scope = dict(scope)  # ASGI: copy a scope before changing it
+        scope[REQUEST_KEY] = head
+        await self._serve(scope, receive, send, head)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send,
+                     head: HeadFromPairs) -> None:
+        """Run the app, every error it raises or sends turned into the envelope."""
+        if scope["type"] == "websocket":
             await self._serve_websocket(scope, receive, send, head)
-        else:
-            await self.app(scope, receive, send)  # lifespan and the unknown pass untouched
+            return
+        exchange = _Exchange(self.handler, head, send, receive)
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception as exc:
+            await exchange.failed(exc)
+            return
+        await exchange.finish()
 
     async def _serve_websocket(self, scope: Scope, receive: Receive, send: Send,
                                head: HeadFromPairs) -> None:
@@ -435,10 +382,7 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
 
     def __init__(self, app: ASGIApp, *, config: Config | None = None, **options: Any) -> None:
         super().__init__(app, config=config, **options)
-        gate = self.handler
-        #: Header names the request scan stops at: the credential and what is stripped.
-        self._watched = gate.strip_headers | {gate.credential_header}
-        warn_about_server(gate, wsgi=False)
+        warn_about_server(self.handler, wsgi=False)
 
     def _make_handler(self, config: Config) -> Gate:
         return Gate(config)
@@ -447,86 +391,40 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
     def gate(self) -> Gate:
         return self.handler
 
-    def _split(self, headers: list[tuple[bytes, bytes]], first: int
-               ) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
-        """The credential header's values, and the headers the app will see: without
-        credentials (nor their underscore spellings) nor ``Proxy-Connection``.
-        ``headers[first]`` is the first header of ours; the ones before it stay as they are."""
-        name = self.handler.credential_header
-        strip = self.handler.strip_headers
-        credentials: list[bytes] = []
-        kept = headers[:first]
-        for index in range(first, len(headers)):
-            pair = headers[index]
-            key = pair[0]
-            if key == name:
-                credentials.append(pair[1])
-            if key not in strip:
-                kept.append(pair)
-        return credentials, kept
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != "http" and kind != "websocket":
+        if scope["type"] not in _OURS:
             await self.app(scope, receive, send)
             return
-        if scope["path"][:1] != "/":
+        if not scope["path"].startswith("/"):
             scope = _from_absolute_form(scope)
         gate = self.handler
-        headers = scope["headers"]
-        # One set look-up per header; the list is copied only when something is taken out.
-        credentials: list[bytes] = []
-        kept = headers
-        watched = self._watched
-        index = 0
-        for pair in headers:
-            if pair[0] in watched:
-                credentials, kept = self._split(headers, index)
-                break
-            index += 1  # noqa: SIM113 -- enumerate's tuples cost ~70 ns per request here
-        client = scope.get("client")
-        head = HeadFromPairs(scope.get("method", "GET"), scope["path"], kept,
-                             client[0] if client else None)
+        credentials, headers = _split_headers(scope["headers"], gate.credential_header,
+                                              gate.strip_headers)
+        # The head carries the stripped headers: apps may read it (for the request id)
+        # and must not find the credentials there.
+        head = _head(scope, headers)
         try:
             decision = gate.decide(head, credentials)
-            if type(decision) is Check:
-                decision = await self._check(decision)
+            if isinstance(decision, Check):
+                decision = await settle(gate, decision)
         except Exception as exc:  # a fault in the gate still answers in the envelope
             decision = Deny(gate.exception_response(head, exc))
-        if type(decision) is Deny:
-            if kind == "http":
+        if isinstance(decision, Deny):
+            if scope["type"] == "http":
                 await _send_response(send, decision.response, gate.metrics)
             else:
                 await _deny_websocket(scope, send, decision.response, 1008)
             return
-        assert type(decision) is Forward
-        identity = decision.identity
-        # The head goes on with the stripped headers: apps may read it (for the request id)
-        # and must not find the credentials there.
         scope = dict(scope)  # ASGI: copy a scope before changing it
-        scope["headers"] = kept
-        if identity is not None:
-            scope["user"] = identity
+        scope["headers"] = headers
+        if decision.identity is not None:
+            scope["user"] = decision.identity
             scope["auth"] = AUTHENTICATED
         else:
             scope["user"] = ANONYMOUS_USER
             scope["auth"] = NO_SCOPES
         scope[REQUEST_KEY] = head
-        if kind == "websocket":
-            await self._serve_websocket(scope, receive, send, head)
-            return
-        # ErrorEnvelopeMiddleware.__call__'s serving lines, inlined: a coroutine less.
-        exchange = _Exchange(gate, head, send, receive)
-        try:
-            await self.app(scope, exchange.receive, exchange.watch)
-        except Exception as exc:
-            await exchange.failed(exc)
-            return
-        if exchange.buffer is not None:
-            await exchange.finish()
-
-    async def _check(self, check: Check) -> Forward | Deny:
-        return await settle(self.handler, check)
+        await self._serve(scope, receive, send, head)
 
 
 async def settle(gate: Gate, check: Check) -> Forward | Deny:

@@ -144,11 +144,6 @@ class ErrorHandler:
             self.exceptions = ExceptionMap(config.exception_map)
         except ValueError as exc:  # a bad template or exception_map fails here, clearly
             raise ConfigError(str(exc)) from None
-        #: A success response needs nothing from us: no metrics, no request id header.
-        self.plain_success = not (
-            bool(getattr(config, "metrics", False))
-            or (config.request_id_on_success and config.request_id_header)
-        )
         self.request_id_name = (
             config.request_id_header.lower().encode("latin-1")
             if config.request_id_header else b"x-request-id"
