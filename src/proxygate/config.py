@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import ipaddress
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -104,7 +102,7 @@ class Config:
         names = option_names()
         for name in options:
             if name not in names:
-                close = difflib.get_close_matches(name, sorted(names), n=1)
+                close = _close_matches(name, sorted(names))
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(f"unknown {source} {name!r}{hint}")
         values = dict(options)
@@ -125,7 +123,7 @@ class Config:
                 continue
             name = key[len(prefix):].lower()
             if name not in option_names():
-                close = difflib.get_close_matches(name, sorted(option_names()), n=1)
+                close = _close_matches(name, sorted(option_names()))
                 hint = f"; did you mean {prefix}{close[0].upper()}?" if close else ""
                 raise ConfigError(f"unknown environment variable {key}{hint}")
             values[name] = _from_text(name, raw, str(types[name]))
@@ -140,6 +138,8 @@ class Config:
         A relative ``users`` path is taken relative to the file, so the configuration
         means the same wherever the service is started from.
         """
+        import tomllib  # here, not at the top: most services never read a TOML file
+
         source = Path(path)
         try:
             with source.open("rb") as handle:
@@ -334,3 +334,10 @@ def _validate_ldap(config: Config) -> None:
         if given:
             raise ConfigError(f"{given[0]} applies to a directory only: set users to an "
                               "ldap:// or ldaps:// URL, or leave it out")
+
+
+def _close_matches(word: str, candidates: list[str]) -> list[str]:
+    """The nearest candidate for a mistyped name; difflib is imported only for a mistake."""
+    import difflib
+
+    return difflib.get_close_matches(word, candidates, n=1)

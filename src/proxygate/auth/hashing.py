@@ -1,11 +1,10 @@
-"""Password hashes: the one libpass CryptContext proxygate trusts, and what it refuses."""
+"""Password hashes: the libpass handlers proxygate trusts, and what it refuses."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
-
-from passlib.context import CryptContext
 
 __all__ = [
     "ALLOWED_SCHEMES",
@@ -31,9 +30,28 @@ ALLOWED_SCHEMES: tuple[str, ...] = (
 )
 DEFAULT_SCHEME = "bcrypt"
 
+#: How each allowed scheme's hashes begin (modular crypt format): a stored hash names its
+#: scheme, so only that scheme's handler is ever imported.
+_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("$2", "bcrypt"),  # $2a$, $2b$, $2y$
+    ("$5$", "sha256_crypt"),
+    ("$6$", "sha512_crypt"),
+    ("$apr1$", "apr_md5_crypt"),
+    ("$argon2", "argon2"),
+)
+
 _EXTRA_FOR_SCHEME = {"bcrypt": "bcrypt", "argon2": "argon2"}
 
-_context = CryptContext(schemes=list(ALLOWED_SCHEMES), default=DEFAULT_SCHEME)
+
+@functools.cache
+def _handler(scheme: str) -> Any:
+    """libpass's handler for ``scheme``, imported on first use. Not at import time: the
+    handlers import what they hash with (bcrypt's pulls in ``importlib.metadata`` and
+    ``email``), some 90 ms for all five that neither ``import proxygate`` nor a server's
+    start should pay for schemes its users do not have."""
+    from passlib.registry import get_crypt_handler
+
+    return get_crypt_handler(scheme)
 
 
 class HashFormatError(ValueError):
@@ -41,11 +59,13 @@ class HashFormatError(ValueError):
 
 
 def _identify(stored: str) -> str | None:
-    try:
-        scheme: str | None = _context.identify(stored, required=False)
-    except (ValueError, TypeError):
-        return None
-    return scheme
+    for prefix, scheme in _PREFIXES:
+        if stored.startswith(prefix):
+            try:
+                return scheme if _handler(scheme).identify(stored) else None
+            except (ValueError, TypeError):
+                return None
+    return None
 
 
 def check_hash(stored: str) -> str:
@@ -56,9 +76,8 @@ def check_hash(stored: str) -> str:
             "not a supported password hash (use bcrypt, sha256_crypt, sha512_crypt, "
             "apr1 or argon2; plaintext, DES-crypt, {SHA} and $1$ MD5 are refused)"
         )
-    handler = _context.handler(scheme)
     try:
-        handler.from_string(stored)
+        _handler(scheme).from_string(stored)
     except (ValueError, TypeError) as exc:
         raise HashFormatError(f"malformed {scheme} hash") from exc
     if not _backend_available(scheme):
@@ -70,8 +89,7 @@ def check_hash(stored: str) -> str:
 
 
 def _backend_available(scheme: str) -> bool:
-    handler: Any = _context.handler(scheme)
-    has_backend = getattr(handler, "has_backend", None)
+    has_backend = getattr(_handler(scheme), "has_backend", None)
     if has_backend is None:
         return True
     return bool(has_backend())
@@ -79,10 +97,12 @@ def _backend_available(scheme: str) -> bool:
 
 def cost_signature(stored: str) -> tuple[str, ...]:
     """What makes two hashes cost the same to verify: scheme and its work parameters."""
-    scheme = _identify(stored) or "?"
+    scheme = _identify(stored)
+    if scheme is None:
+        return ("?",)
     try:
-        parsed: Any = _context.handler(scheme).from_string(stored)
-    except (ValueError, TypeError, KeyError):
+        parsed: Any = _handler(scheme).from_string(stored)
+    except (ValueError, TypeError):
         return (scheme,)
     params = [
         str(getattr(parsed, name, ""))
@@ -97,7 +117,10 @@ def verify_password(password: str, stored: str) -> bool:
     bcrypt 5 raises on passwords longer than 72 bytes; that is a wrong password here.
     """
     try:
-        return bool(_context.verify(password, stored))
+        scheme = _identify(stored)
+        if scheme is None:
+            raise ValueError("not a supported password hash")
+        return bool(_handler(scheme).verify(password, stored))
     except Exception as exc:
         # The exception text may quote the hash or the password: log only its type.
         logger.warning("password verification failed inside the hash library (%s)",
@@ -112,7 +135,7 @@ def hash_password(password: str, scheme: str = DEFAULT_SCHEME, **settings: Any) 
     if not _backend_available(scheme):
         extra = _EXTRA_FOR_SCHEME.get(scheme, scheme)
         raise ValueError(f"{scheme} needs the {extra!r} extra: pip install 'proxygate[{extra}]'")
-    handler: Any = _context.handler(scheme)
+    handler: Any = _handler(scheme)
     if settings:
         handler = handler.using(**settings)
     result: str = handler.hash(password)

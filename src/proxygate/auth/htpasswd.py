@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -166,6 +165,8 @@ def write_htpasswd_atomic(path: str | os.PathLike[str], lines: Iterable[str]) ->
         previous: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
         previous = None
+    import tempfile  # only the CLI writes users files: not on a server's import
+
     fd, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
                                 dir=directory)
     try:

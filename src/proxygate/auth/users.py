@@ -6,7 +6,6 @@ import functools
 import inspect
 import logging
 import os
-import secrets
 import threading
 import weakref
 from collections import Counter
@@ -68,6 +67,8 @@ class Verified(str):
 @functools.cache
 def _fallback_dummy() -> str:
     """The dummy verify for unknown users when a source has no hash to borrow the cost from."""
+    import secrets
+
     for scheme in ("bcrypt", "sha256_crypt"):
         try:
             return hash_password(secrets.token_urlsafe(16), scheme)

@@ -245,11 +245,13 @@ def _demo_hash(password: str) -> str:
     """The demo user's hash: sha512_crypt, which libpass computes with no extra installed.
 
     bcrypt, the default of ``proxygate users``, needs the ``bcrypt`` extra, and the demo
-    must run on an install with ``serve`` alone. The demo user logs in once; after
-    that the gate's cache answers, so the slower pure-Python hash costs nothing more.
+    must run on an install with ``serve`` alone. Its fewest rounds (1,000, about a
+    millisecond): a work factor slows the guessing of chosen passwords, and this one is
+    96 random bits, out of reach at any cost. The default 656,000 rounds took longer
+    than the whole server's start, once here and again at the first login.
     """
     try:
-        return hash_password(password, "sha512_crypt")
+        return hash_password(password, "sha512_crypt", rounds=1000)
     except ValueError as exc:  # names the scheme and the extra, never the password
         raise CommandError(str(exc)) from None
 

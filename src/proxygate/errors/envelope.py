@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import string
@@ -214,6 +213,8 @@ class ErrorRenderer:
                 problem["request_id"] = request_id
             return _dumps(problem), b"application/problem+json"
         if media == HTML:
+            import html  # only for clients that ask for HTML errors
+
             text = details if isinstance(details, str) else json.dumps(details, ensure_ascii=False)
             body = self._template.substitute(
                 code=status,
