@@ -25,6 +25,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ __all__ = [
     "test_a_client_cannot_describe_its_request_as_an_exempt_one",
     "test_a_client_cannot_spoof_the_user_header_on_an_exempt_path",
     "test_a_client_s_forwarding_headers_do_not_move_its_throttle_key",
+    "test_a_flood_of_concurrent_wrong_passwords_is_held_to_the_limit",
     "test_a_large_body_and_the_method_reach_the_upstream_unchanged",
     "test_a_streamed_chunked_body_reaches_the_upstream_unchanged",
     "test_an_upstream_that_is_down_reaches_the_client_as_the_envelope",
@@ -442,6 +444,31 @@ def test_requests_without_credentials_are_not_counted_as_failures(
         assert_denied(stack, curl(stack, "http://app.internal/x", source=client))
     ok = curl(stack, "http://app.internal/x", source=client, user=ALICE, password=PASSWORD)
     assert ok.status == 200, ok
+
+
+def test_a_flood_of_concurrent_wrong_passwords_is_held_to_the_limit(
+        stack: Stack, client: str) -> None:
+    # As an attacker would try it: many guesses at once, hoping each is checked before
+    # any is counted. Each failure is reserved before its hash, in Redis, shared by both
+    # instances: at most MAX_FAILURES guesses are ever judged, the rest are throttled (or,
+    # beyond the hash budget's queue, turned away busy with a 503 before any count).
+    flood = 4 * MAX_FAILURES
+    request = ("GET http://app.internal/flood HTTP/1.1\r\nHost: app.internal\r\n"
+               f"Proxy-Authorization: {_proxy_authorization(ALICE, 'guess')}\r\n"
+               "Connection: close\r\n\r\n").encode()
+    if stack.spec.mode != "proxy":
+        request = request.replace(b"Proxy-Authorization", b"Authorization")
+    before = stack.upstream.count()
+    with ThreadPoolExecutor(max_workers=flood) as pool:
+        replies = list(pool.map(lambda _: raw_request(stack, request, source=client),
+                                range(flood)))
+    statuses = sorted(reply.status for reply in replies)
+    challenged = statuses.count(407 if stack.spec.mode == "proxy" else 401)
+    assert challenged <= MAX_FAILURES, statuses
+    assert statuses.count(429) + statuses.count(503) == flood - challenged, statuses
+    assert statuses.count(429) > 0, statuses
+    assert stack.upstream.count() == before
+    assert_denied(stack, _fail(stack, client), 429)
 
 
 def test_two_clients_behind_the_gateway_do_not_share_a_count(stack: Stack, client: str) -> None:
