@@ -132,7 +132,8 @@ def ldap_cache_miss(settings: Settings, result: CaseResult) -> None:
     result.proxygate_cell = (f"unknown user {med['unknown']:.2f} ms (search + padding); "
                              f"good login {med['good']:.2f} ms (search + bind)")
     result.ratio_value = spread
-    result.ratio_cell = f"{med['unknown'] / med['wrong']:.3f} (unknown ÷ wrong)"
+    result.ratio_cell = (f"{med['unknown'] / med['wrong']:.3f} (unknown ÷ wrong); worst pair "
+                         f"{spread:.3f}")
     result.raw["ldap_miss_ms"] = med
     result.details.append(
         f"{rounds} interleaved rounds through `Gate.decide` + `Check.run` against slapd on "
