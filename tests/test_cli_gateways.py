@@ -141,3 +141,9 @@ def test_gateway_config_prints_the_command_last(
     argv = shlex.split(out.strip().splitlines()[-1])
     assert argv[0] == "nginx"
     assert str(tmp_path / "nginx.conf") in argv
+
+
+@pytest.mark.parametrize("name", ["with space", "semi;colon", "dollar$sign", "brace{"])
+def test_a_directory_nginx_conf_could_not_name_is_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(GatewayError, match=r"nginx\.conf cannot hold"):
+        render_config(_options(tmp_path / name), _build((1, 22, 1)))

@@ -127,6 +127,12 @@ def render_config(options: GatewayOptions, build: NginxBuild, *,
                   worker_user: tuple[str, str] | None = None) -> str:
     """The whole ``nginx.conf`` for ``options``, for the nginx ``build`` describes."""
     directory = options.directory
+    if any(ch in str(directory) for ch in " \t\r\n;{}\"'$\\#"):
+        # nginx.conf names DIR in a dozen directives; such a character would end or
+        # change one of them.
+        raise GatewayError(f"the directory {str(directory)!r} has a space, quote, ';', '{{', "
+                           "'}', '$', '#' or backslash, which nginx.conf cannot hold "
+                           "unquoted; choose another")
     # nginx makes these itself, as the user it runs as (owned by the workers' user).
     temp = directory
     auth = options.auth
