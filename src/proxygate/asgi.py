@@ -447,7 +447,8 @@ async def settle(gate: Gate, check: Check) -> Forward | Deny:
             matched = await asyncio.wrap_future(check.joined)
         elif check.hashes:
             loop = asyncio.get_running_loop()
-            matched = await loop.run_in_executor(gate.hash_executor, check.verify)
+            matched = await loop.run_in_executor(gate.hash_executor,
+                                                 check.verify_on_hash_thread)
         else:
             matched = None
         if blocking:

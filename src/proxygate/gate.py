@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -108,13 +110,15 @@ class Check:
        full; answer :meth:`Gate.busy_response` (503) at once. Nothing is counted.
     2. :meth:`admit`: the attempt is counted against the client (and user) *before*
        any hash; a 429 when a key is at its limit already.
-    3. :meth:`verify` (the hash, in a budget slot) or :meth:`averify` (async users).
+    3. :meth:`verify` (the hash, on one of the gate's hash threads: one per budget
+       slot, at a lower CPU priority) or :meth:`averify` (async users).
     4. :meth:`conclude`: a failure stays counted, a success gives its count back.
        Whatever happens in between, :meth:`abandon` gives back what is held.
 
-    :meth:`run` is all of it inline (WSGI, sync adapters). The ASGI shell runs the
-    steps itself so that admission happens on the event loop, store round trips in
-    worker threads and hashes on the gate's own hash threads.
+    :meth:`run` is all of it from the caller's thread (WSGI, sync adapters), which
+    waits while its hash runs. The ASGI shell runs the steps itself so that admission
+    happens on the event loop, store round trips in worker threads and the hash (with
+    :meth:`verify_on_hash_thread`) on the hash threads, awaited.
     """
 
     __slots__ = ("_credentials", "_entered", "_gate", "_head", "_key", "_reason",
@@ -188,30 +192,39 @@ class Check:
         ), headers=[(b"retry-after", str(seconds).encode("ascii"))]))
 
     def verify(self) -> str | None:
-        """The stored hash the password matched, or None. Identical concurrent checks hash
-        once; the hash itself waits for, and holds, one of the budget's slots."""
-        credentials = self._credentials
-        if credentials is None:
+        """The stored hash the password matched, or None; from any thread, which waits
+        while the hash runs on one of the gate's hash threads. Identical concurrent checks
+        hash once."""
+        if self._credentials is None:
             return None
+        executor = self._gate.hash_executor
+        if self._key is None:
+            return executor.submit(self._hash).result()
+        return self._gate.flight.run(self._key, lambda: executor.submit(self._hash).result())
+
+    def verify_on_hash_thread(self) -> str | None:
+        """:meth:`verify` for a caller that already runs on one of the gate's hash threads
+        (the ASGI shell submits this): the hash runs right here."""
+        if self._credentials is None:
+            return None
+        if self._key is None:
+            return self._hash()
+        return self._gate.flight.run(self._key, self._hash)
+
+    def _hash(self) -> str | None:
+        credentials = self._credentials
+        assert credentials is not None
         gate = self._gate
-        users = gate.users
-        budget = gate.hash_budget
+        with gate.hash_budget.slot():
+            matched = gate.users.verify(credentials.username, credentials.password)
         key = self._key
-
-        def hashed() -> str | None:
-            with budget.slot():
-                matched = users.verify(credentials.username, credentials.password)
-            if matched is not None and key is not None:
-                # Cached before the flight ends: a request arriving in between finds the
-                # success in the cache, not an empty flight it would have to hash again.
-                username = credentials.username
-                gate.cache.put(key, matched, (username, Forward(Identity(_identity(matched,
-                                                                                   username)))))
-            return matched
-
-        if key is None:
-            return hashed()
-        return gate.flight.run(key, hashed)
+        if matched is not None and key is not None:
+            # Cached before the flight ends: a request arriving in between finds the
+            # success in the cache, not an empty flight it would have to hash again.
+            username = credentials.username
+            gate.cache.put(key, matched, (username, Forward(Identity(_identity(matched,
+                                                                               username)))))
+        return matched
 
     async def averify(self) -> str | None:
         credentials = self._credentials
@@ -401,8 +414,9 @@ class Gate(ErrorHandler):
 
     @property
     def hash_executor(self) -> ThreadPoolExecutor:
-        """The threads async shells hash on: one per budget slot, so a queued hash waits
-        here and never holds a thread another task (or a store round trip) needs."""
+        """The threads every password hash runs on: one per budget slot, at a lower CPU
+        priority. A queued hash waits here, holding no thread another task (or a store
+        round trip) needs; a WSGI request thread waits for its hash's result."""
         executor = self._hash_executor
         if executor is None:
             with self._executor_lock:
@@ -410,6 +424,7 @@ class Gate(ErrorHandler):
                     self._hash_executor = ThreadPoolExecutor(
                         max_workers=self.hash_budget.concurrency,
                         thread_name_prefix="proxygate-hash",
+                        initializer=_yield_to_requests,
                     )
                 executor = self._hash_executor
         return executor
@@ -503,6 +518,14 @@ def directory_users(config: Config) -> UserSource:
         timeout=config.ldap_timeout,
         pool_size=config.ldap_pool_size,
     )
+
+
+def _yield_to_requests() -> None:
+    """Hash threads run at a lower CPU priority (nice +10), so that on a busy machine a
+    request needing no hash (a cached user) is scheduled ahead of more bcrypt. Linux
+    keeps a nice value per thread; elsewhere, or if refused, hashes keep the default."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _in_networks(address: str,
