@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import threading
 import time
 from typing import Any
@@ -236,3 +238,21 @@ def test_asgi_cached_users_and_503s_never_wait_for_a_hash_thread() -> None:
     assert refused == 503
     assert rest == [407, 407]
     assert middleware.gate.hash_budget.peak == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a per-thread nice is Linux's")
+def test_hashes_run_on_the_gates_threads_at_a_lower_cpu_priority() -> None:
+    seen: list[tuple[str, int]] = []
+
+    def verifier(username: str, password: str) -> bool:
+        thread = threading.current_thread()
+        seen.append((thread.name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return True
+
+    gate = Gate(Config(users=verifier))
+    decision = gate.decide(head("alice", "x"))
+    assert isinstance(decision, Check) and isinstance(decision.run(), Forward)
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    [(name, nice)] = seen
+    assert name.startswith("proxygate-hash")
+    assert nice == min(own + 10, 19)

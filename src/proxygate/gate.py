@@ -525,7 +525,9 @@ def _yield_to_requests() -> None:
     request needing no hash (a cached user) is scheduled ahead of more bcrypt. Linux
     keeps a nice value per thread; elsewhere, or if refused, hashes keep the default."""
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread,
+                       min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
 
 
 def _in_networks(address: str,
