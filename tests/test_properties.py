@@ -46,6 +46,8 @@ from proxygate.auth.htpasswd import (
 from proxygate.config import FORWARDED_HEADERS, Config
 from proxygate.errors.envelope import ErrorRenderer
 from proxygate.errors.handler import MAX_REQUEST_ID, ErrorHandler
+from proxygate.errors.normalize import app_error_details, safe_text
+from proxygate.errors.policy import is_envelope
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs, _hops
 
 #: Stored hashes the users files and gates below use.
@@ -318,6 +320,34 @@ def test_htpasswd_entries_read_back_what_was_written(entries: list[tuple[str, st
     assert parse_htpasswd("".join(lines)) == expected
     assert {u: e.stored for u, e in index_htpasswd_lines("".join(lines).splitlines()).items()} \
         == expected
+
+
+# -- an app's JSON error bodies, as the rewrite reads them ------------------------------------
+
+JSON_VALUE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=40)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from(
+                                ["detail", "message", "error", "description", "title",
+                                 "errors", "loc", "msg", "type", "input", "code", "details",
+                                 "email"]), inner, max_size=4)),
+    max_leaves=12)
+ERROR_BODY = st.one_of(JSON_VALUE.map(lambda value: json.dumps(value).encode()),
+                       st.binary(max_size=80))
+
+
+@given(ERROR_BODY, st.integers(400, 599))
+def test_an_app_error_body_yields_only_safe_details(body: bytes, status: int) -> None:
+    details = app_error_details(body, status)
+    if status >= 500:
+        assert details is None
+    elif isinstance(details, str):
+        assert safe_text(details) == details
+    elif details is not None:
+        assert isinstance(details, list) and details
+        for entry in details:
+            assert set(entry) == {"loc", "msg", "type"}
+    assert is_envelope(body, status) in (True, False)
 
 
 # -- the gate's decision on arbitrary header sets ---------------------------------------------
