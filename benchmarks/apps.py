@@ -232,3 +232,56 @@ def flask_proxygate(users: Mapping[str, str] | None = None, **options: Any) -> F
         app.wsgi_app, users=users or cheap_users(), **options
     )
     return app
+
+
+# --- Digest ---------------------------------------------------------------------
+
+REALM = "bench"
+NONCE_SECRET = "benchmark-nonce-secret-0123456789"
+
+
+@cache
+def digest_users_file() -> str:
+    """A digest users file for USER (all algorithms), made once per process."""
+    import os
+    import tempfile
+
+    from proxygate.auth.digest_file import digest_fields
+
+    fd, path = tempfile.mkstemp(prefix="proxygate-bench-", suffix=".digest")
+    with os.fdopen(fd, "w") as handle:
+        fields = digest_fields(USER, REALM, PASSWORD, ("MD5", "SHA-256", "SHA-512-256"))
+        handle.write(f"{USER}:{REALM}:{fields}\n")
+    return path
+
+
+class DigestClient:
+    """A Digest client that answers one challenge with nc 1, 2, 3, ... as a browser or curl
+    reusing a nonce does (RFC 7616, SHA-256, qop=auth)."""
+
+    def __init__(self) -> None:
+        self.nonce = ""
+        self.nc = 0
+
+    def take(self, headers: list[tuple[str, str]]) -> None:
+        from urllib.request import parse_http_list, parse_keqv_list
+
+        for name, value in headers:
+            if name.lower() == "proxy-authenticate" and value.startswith("Digest "):
+                self.nonce = parse_keqv_list(parse_http_list(value[7:]))["nonce"]
+                return
+        raise AssertionError("no Digest challenge")
+
+    def next(self) -> tuple[str, str]:
+        import hashlib
+
+        def h(text: str) -> str:
+            return hashlib.sha256(text.encode()).hexdigest()
+
+        self.nc += 1
+        nc = f"{self.nc:08x}"
+        ha1 = h(f"{USER}:{REALM}:{PASSWORD}")
+        response = h(f"{ha1}:{self.nonce}:{nc}:bench:auth:{h('GET:/')}")
+        return ("Proxy-Authorization",
+                f'Digest username="{USER}", realm="{REALM}", nonce="{self.nonce}", uri="/", '
+                f'algorithm=SHA-256, response="{response}", qop=auth, nc={nc}, cnonce="bench"')

@@ -371,6 +371,48 @@ def bcrypt_returning_user(settings: Settings, result: CaseResult) -> None:
     )
 
 
+def digest_returning_user(settings: Settings, result: CaseResult) -> None:
+    from drive import AsgiDriver, Request, basic
+
+    import apps
+
+    driver = AsgiDriver()
+    client = apps.DigestClient()
+    try:
+        bare = apps.starlette_bare()
+        pg = apps.starlette_proxygate(apps.digest_users_file(), schemes=("basic", "digest"),
+                                      realm=apps.REALM, nonce_secret=apps.NONCE_SECRET)
+        challenge = driver.exchange(pg, Request())
+        expect("challenge", challenge, 407)
+        client.take(challenge.headers)
+        plain = Request()
+        basic_header = ("Proxy-Authorization", basic(apps.USER, apps.PASSWORD))
+        expect("basic user", driver.exchange(pg, Request(headers=(basic_header,))), 200)
+        expect("digest user", driver.exchange(pg, Request(headers=(client.next(),))), 200)
+        measured = run_pairs(settings, [
+            driver.contender_fresh("bare", bare, plain, lambda: basic_header),
+            driver.contender_fresh("basic user (cached)", pg, plain, lambda: basic_header),
+            driver.contender_fresh("digest user", pg, plain, client.next),
+        ])
+    finally:
+        driver.close()
+    describe_pairs(result, measured)
+    basic_cost = measured.added_cost("basic user (cached)")
+    digest_cost = measured.added_cost("digest user")
+    ratio = measured.cost_ratio("digest user", "basic user (cached)")
+    result.anchor_cell = f"{signed(basic_cost)} (Basic, cached)"
+    result.proxygate_cell = f"{signed(digest_cost)} (Digest, next nc)"
+    result.ratio_value = ratio.median
+    result.ratio_cell = spread_ratio(ratio)
+    result.details.append("")
+    result.details.append(
+        "Ratio = the Digest user's added cost ÷ the cached Basic user's, round by round, through "
+        "one gate offering both from one digest users file. Every Digest request carries the "
+        "next nc for one nonce (made before the clock starts): nonce HMAC, two digests, the "
+        "response compare and the replay memory, no password hash and no thread."
+    )
+
+
 # --- WSGI cases ---------------------------------------------------------------
 
 
@@ -526,6 +568,8 @@ CASES: list[Case] = [
          "RemoteUserMiddleware fed by a header", None, wsgi_django),
     Case("bcrypt-returning", "bcrypt cost 12 user, returning (throughput ratio)",
          "same user with a cheap (apr1) hash", Target(">=", 0.9), bcrypt_returning_user),
+    Case("digest-returning", "ASGI, returning Digest user (SHA-256, next nc) beside cached Basic",
+         "the same gate, a cached Basic user", None, digest_returning_user),
     Case("memory-failed-logins", "memory: 1,000,000 failed logins with distinct names",
          "—", Target("<=", 50.0, " MiB"), memory_failed_logins),
     Case("e2e-uvicorn", "end to end: uvicorn + Starlette, wrk (throughput ratio)",

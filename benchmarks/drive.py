@@ -154,6 +154,34 @@ class AsgiDriver:
 
         return Contender(name, run_batch)
 
+    def contender_fresh(self, name: str, app: AsgiApp, request: Request,
+                        credential: Callable[[], tuple[str, str]]) -> Contender:
+        """Like :meth:`contender`, with one header made anew for every request (a Digest
+        client's next ``nc``), all made before the clock starts: the client's work is
+        not the server's cost. Compare it only with contenders built the same way."""
+        template = _asgi_scope(request)
+        base = template["headers"]
+        clock = time.perf_counter_ns
+
+        async def batch(lists: list[list[tuple[bytes, bytes]]]) -> int:
+            start = clock()
+            for headers in lists:
+                scope = template.copy()
+                scope["headers"] = headers
+                scope["state"] = {}
+                await app(scope, _receive, _discard)
+            return clock() - start
+
+        def run_batch(n: int) -> int:
+            lists = []
+            for _ in range(n):
+                key, value = credential()
+                lists.append([*base, (key.lower().encode("latin-1"), value.encode("latin-1"))])
+            elapsed: int = self._loop.run_until_complete(batch(lists))
+            return elapsed
+
+        return Contender(name, run_batch)
+
 
 # --- WSGI -------------------------------------------------------------------
 

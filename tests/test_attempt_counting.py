@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from proxygate.auth.basic import BasicCredentials
 from proxygate.auth.redis_store import RedisThrottleStore
+from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.auth.throttle import MemoryThrottleStore, ThrottleStore
 from proxygate.config import Config
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from proxygate.auth.basic import BasicChallenge, BasicCredentials, MalformedCredentials
+from proxygate.auth.schemes.basic import BasicChallenge, BasicCredentials, MalformedCredentials
 
 
 def basic(raw: bytes, scheme: bytes = b"Basic") -> bytes:

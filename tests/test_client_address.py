@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from proxygate.auth.basic import BasicCredentials
+from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.config import Config, ConfigError
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs
 

@@ -242,3 +242,28 @@ def test_repr_hides_the_password_in_a_redis_url() -> None:
 
 def test_gate_repr_hides_the_hashes() -> None:
     assert HASH not in repr(Gate(config()))
+
+
+def test_schemes_and_digest_options_come_from_the_environment() -> None:
+    config = Config.from_env({"PROXYGATE_SCHEMES": "basic, Digest",
+                              "PROXYGATE_DIGEST_ALGORITHMS": "SHA-256,md5",
+                              "PROXYGATE_NONCE_SECRET": "s" * 32, "PROXYGATE_NONCE_TTL": "120"})
+    assert config.schemes == ("basic", "digest")
+    assert config.digest_algorithms == ("SHA-256", "MD5")
+    assert config.nonce_secret == "s" * 32 and config.nonce_ttl == 120.0
+    assert "s" * 32 not in repr(config)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"schemes": ("ntlm",)}, "unknown scheme 'ntlm'"),
+    ({"schemes": ()}, "non-empty"),
+    ({"schemes": "basic"}, "non-empty list"),
+    ({"schemes": ("basic", "BASIC")}, "listed twice"),
+    ({"digest_algorithms": ("SHA-256-sess",)}, "unknown Digest algorithm"),
+    ({"nonce_secret": "short"}, "at least 16"),
+    ({"nonce_ttl": 0}, "nonce_ttl"),
+    ({"tokens": {}}, "does not include 'bearer'"),
+])
+def test_a_bad_scheme_option_is_named(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config(**options)

@@ -68,3 +68,16 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         Config.from_toml(tmp_path / "absent.toml")
+
+
+def test_schemes_and_a_relative_tokens_file_come_from_toml(tmp_path: Path) -> None:
+    from proxygate.auth.tokens import hash_token
+
+    (tmp_path / "tokens").write_text(f"ci:{hash_token('pgt_x')}\n")
+    (tmp_path / "proxygate.toml").write_text(
+        '[proxygate]\nschemes = ["Bearer"]\ntokens = "tokens"\nreload_interval = 0\n'
+        'digest_algorithms = ["sha-256", "MD5"]\nnonce_ttl = 60\n')
+    config = Config.from_toml(tmp_path / "proxygate.toml")
+    assert config.schemes == ("bearer",) and config.digest_algorithms == ("SHA-256", "MD5")
+    assert config.tokens == str(tmp_path / "tokens") and config.nonce_ttl == 60
+    assert Gate(config).tokens is not None

@@ -543,3 +543,22 @@ def test_an_absolute_form_target_under_runserver_routes_on_its_path() -> None:
         assert status.startswith("200"), body[:300]  # exempt: matched on the path
         status, body = _wsgiref_call("http://myservice.internal/whoami")
         assert status.startswith("407")
+
+
+def test_bearer_and_auth_type_from_the_django_setting() -> None:
+    from proxygate.auth.tokens import hash_token
+
+    with gate_settings(schemes=["basic", "bearer"], tokens={"ci": hash_token("pgt_django")}):
+        client = Client(raise_request_exception=False)
+        response = client.get("/whoami", headers={"Proxy-Authorization": "Bearer pgt_django"})
+        assert response.status_code == 200 and response.json()["user"] == "ci"
+        refused = client.get("/whoami", headers={"Proxy-Authorization": "Bearer nope"})
+        assert refused.status_code == 407
+        assert 'error="invalid_token"' in refused["Proxy-Authenticate"]
+
+
+def test_digest_over_a_mapping_fails_the_system_check_naming_digest() -> None:
+    with override_settings(PROXYGATE={**BASE, "schemes": ["digest"]}, MIDDLEWARE=MIDDLEWARE):
+        messages = check_settings()  # type: ignore[misc]
+    [error] = [m for m in messages if m.id == "proxygate.E002"]
+    assert "digest" in error.msg

@@ -226,3 +226,18 @@ def test_with_app_testing_the_exception_passes_the_gate_not_only_the_test_client
     ProxyGate(app)
     with pytest.raises(RuntimeError, match=SECRET):
         serve(app, "/boom")
+
+
+def test_bearer_from_flask_config_keys() -> None:
+    from proxygate.auth.tokens import hash_token
+
+    app = make_app(PROXYGATE_SCHEMES=["basic", "bearer"],
+                   PROXYGATE_TOKENS={"ci": hash_token("pgt_flask")})
+    ProxyGate(app)
+    client = app.test_client()
+    response = client.get("/whoami", headers={"Proxy-Authorization": "Bearer pgt_flask"})
+    assert response.status_code == 200
+    assert response.json["user"] == "ci" and response.json["remote_user"] == "ci"
+    refused = client.get("/whoami", headers={"Proxy-Authorization": "Bearer nope"})
+    assert refused.status_code == 407
+    assert refused.headers.getlist("Proxy-Authenticate")[1].endswith('error="invalid_token"')

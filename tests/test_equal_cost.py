@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from proxygate.auth.basic import BasicCredentials
 from proxygate.auth.hashing import cost_signature, hash_password
+from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.auth.users import HtpasswdUsers, MappingUsers
 from proxygate.config import Config
 from proxygate.gate import Check, Deny, Gate, HeadFromPairs

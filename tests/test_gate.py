@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from proxygate.asgi import ProxyGateMiddleware as AsgiGate
-from proxygate.auth.basic import BasicCredentials
 from proxygate.auth.hashing import hash_password
+from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.auth.throttle import MemoryThrottleStore
 from proxygate.config import Config
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs
@@ -772,22 +772,24 @@ def audit(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 @pytest.mark.parametrize(
-    ("headers", "outcome", "reason", "username"),
+    ("headers", "outcome", "reason", "username", "scheme"),
     [
-        ([], "failure", "missing", None),
-        ([auth(b"Basic ***")], "failure", "malformed", None),
-        ([auth(credential("mallory", SECRET))], "failure", "unknown_user", "mallory"),
-        ([auth(credential("alice", SECRET))], "failure", "bad_password", "alice"),
-        ([auth(credential())], "success", "verified", "alice"),
+        ([], "failure", "missing", None, None),
+        ([auth(b"Basic ***")], "failure", "malformed", None, "Basic"),
+        ([auth(credential("mallory", SECRET))], "failure", "unknown_user", "mallory", "Basic"),
+        ([auth(credential("alice", SECRET))], "failure", "bad_password", "alice", "Basic"),
+        ([auth(credential())], "success", "verified", "alice", "Basic"),
     ],
     ids=["missing", "malformed", "unknown user", "bad password", "success"],
 )
 def test_each_decision_writes_one_audit_record(audit: pytest.LogCaptureFixture,
                                                headers: list[tuple[bytes, bytes]], outcome: str,
-                                               reason: str, username: str | None) -> None:
+                                               reason: str, username: str | None,
+                                               scheme: str | None) -> None:
     decide(gate_for(), *headers, (b"x-request-id", b"req-42"), client="192.0.2.5")
     assert audit_records(audit) == [{"outcome": outcome, "reason": reason, "username": username,
-                                     "client": "192.0.2.5", "request_id": "req-42"}]
+                                     "scheme": scheme, "client": "192.0.2.5",
+                                     "request_id": "req-42"}]
 
 
 def test_a_cached_success_is_audited(audit: pytest.LogCaptureFixture) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from proxygate.asgi import ProxyGateMiddleware
-from proxygate.auth.basic import BasicCredentials
 from proxygate.auth.budget import HashBudget, default_concurrency
+from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.config import Config, ConfigError
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs
 from support.asgi_driver import RecordingApp, acall_asgi

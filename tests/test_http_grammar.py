@@ -130,3 +130,22 @@ def test_reason_phrase_is_the_standard_one(status: int, phrase: str) -> None:
 @pytest.mark.parametrize(("status", "phrase"), [(499, "Client Error"), (599, "Server Error")])
 def test_reason_phrase_of_an_unregistered_status_names_its_class(status: int, phrase: str) -> None:
     assert reason_phrase(status) == phrase
+
+
+# -- auth-param lists (RFC 9110 §11.2): what Digest credentials are made of ------------------
+
+
+def test_auth_params_take_tokens_and_quoted_strings_with_escapes() -> None:
+    from proxygate._http import parse_auth_params
+
+    assert parse_auth_params(' a=b , C="x \\"y\\" \\\\z",, d = "" ') == {
+        "a": "b", "c": 'x "y" \\z', "d": ""}
+
+
+@pytest.mark.parametrize("text", ["a=b c=d", 'a="x', "a=", "=b", "a=b, A=c", 'a="\x01"',
+                                  "a b", "a=b;c=d", 'a="x"y'])
+def test_broken_auth_params_raise_the_documented_error(text: str) -> None:
+    from proxygate._http import AuthParamError, parse_auth_params
+
+    with pytest.raises(AuthParamError):
+        parse_auth_params(text)

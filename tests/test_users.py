@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from proxygate.asgi import ProxyGateMiddleware as AsgiGate
-from proxygate.auth.basic import BasicCredentials
 from proxygate.auth.hashing import hash_password, verify_password
 from proxygate.auth.htpasswd import write_htpasswd_atomic
+from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.auth.users import HtpasswdUsers, MappingUsers, make_user_source
 from proxygate.config import Config, ConfigError
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from proxygate.auth.basic import BasicCredentials
 from proxygate.auth.cache import SingleFlight, VerificationCache
 from proxygate.auth.hashing import hash_password, verify_password
+from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.config import Config
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs, Identity
 

@@ -6,9 +6,10 @@ The public face is small::
     app = ProxyGateMiddleware(app, users="users.htpasswd", realm="internal")
 """
 
-from proxygate.auth.basic import BasicChallenge, BasicCredentials
 from proxygate.auth.hashing import hash_password, verify_password
+from proxygate.auth.schemes.basic import BasicChallenge, BasicCredentials
 from proxygate.auth.throttle import MemoryThrottleStore, ThrottleStore
+from proxygate.auth.tokens import hash_token
 from proxygate.auth.users import HtpasswdUsers, MappingUsers
 from proxygate.config import Config, ConfigError
 from proxygate.errors.envelope import ErrorResponse
@@ -32,5 +33,6 @@ __all__ = [
     "ThrottleStore",
     "__version__",
     "hash_password",
+    "hash_token",
     "verify_password",
 ]

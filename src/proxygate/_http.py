@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import http
+import re
 from functools import cache, lru_cache
 
 __all__ = [
+    "AuthParamError",
     "is_token",
     "parse_accept",
+    "parse_auth_params",
     "preferred_media_type",
     "quote_string",
     "reason_phrase",
@@ -47,6 +50,54 @@ def split_authorization(value: bytes) -> tuple[bytes, bytes] | None:
     if not body or not all(byte in _TOKEN68 for byte in body):
         return None
     return scheme.lower(), credentials
+
+
+class AuthParamError(ValueError):
+    """An auth-param list that breaks RFC 9110 §11.2. The message says where, never a value."""
+
+
+_TOKEN_RE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # noqa: S105 -- a token pattern
+# One auth-param and the OWS around it: token BWS "=" BWS ( token / quoted-string ).
+# qdtext and quoted-pair admit HTAB, SP, VCHAR and obs-text (the text is Latin-1).
+_AUTH_PARAM = re.compile(
+    r"[ \t]*(" + _TOKEN_RE + r")[ \t]*=[ \t]*(?:(" + _TOKEN_RE + r")|"
+    # The quoted-string as an unrolled loop (runs of qdtext between quoted-pairs): one
+    # character class per run instead of an alternation per character, ~10x faster.
+    r'"([\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]*'
+    r'(?:\\[\t\x20-\x7e\x80-\xff][\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]*)*)")[ \t]*'
+)
+_LIST_GAP = re.compile(r"[ \t]*(?:,[ \t]*)*")
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+
+
+def parse_auth_params(text: str) -> dict[str, str]:
+    """Parse an auth-param list (``a=b, c="d \\"e\\""``) into ``{lower-cased name: value}``.
+
+    ``text`` is the header value after the scheme, decoded as Latin-1 (lossless). Empty list
+    elements are skipped (RFC 9110 §5.6.1); a parameter named twice, a name that is not a
+    token, a value that is neither a token nor a well-formed quoted-string, a control
+    character or a missing comma is :class:`AuthParamError`.
+    """
+    params: dict[str, str] = {}
+    end = len(text)
+    position = _LIST_GAP.match(text).end()  # type: ignore[union-attr]  # matches the empty string
+    while position < end:
+        found = _AUTH_PARAM.match(text, position)
+        if found is None:
+            raise AuthParamError(f"malformed auth-param at offset {position}")
+        name, token, quoted = found.groups()
+        name = name.lower()
+        if name in params:
+            raise AuthParamError(f"parameter {name!r} is given twice")
+        if token is not None:
+            params[name] = token
+        else:
+            params[name] = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
+        position = found.end()
+        if position < end and text[position] != ",":
+            raise AuthParamError(f"expected ',' after parameter {name!r}")
+        position = _LIST_GAP.match(text, position).end()  # type: ignore[union-attr]
+    return params
 
 
 @cache

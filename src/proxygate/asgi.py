@@ -77,6 +77,7 @@ def _head(scope: Scope, headers: list[tuple[bytes, bytes]] | None = None) -> Hea
         scope["path"],
         scope["headers"] if headers is None else headers,
         client[0] if client else None,
+        scope.get("query_string", b"").decode("latin-1"),
     )
 
 
@@ -139,6 +140,18 @@ async def _deny_websocket(scope: Scope, send: Send, response: ErrorResponse,
         await send({"type": "websocket.http.response.body", "body": response.body})
     else:
         await send({"type": "websocket.close", "code": close_code})
+
+
+def _adding(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Send:
+    """``send`` with ``headers`` added to the response start."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", ()), *headers]
+        await send(message)
+
+    return sending
 
 
 def _with_request_id(message: Message, handler: ErrorHandler, head: HeadFromPairs) -> Message:
@@ -378,18 +391,16 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
     Starlette / FastAPI ``app.add_middleware(ProxyGateMiddleware, users=...)``.
     """
 
-    handler: Gate
+    gate: Gate
 
     def __init__(self, app: ASGIApp, *, config: Config | None = None, **options: Any) -> None:
         super().__init__(app, config=config, **options)
-        warn_about_server(self.handler, wsgi=False)
+        warn_about_server(self.gate, wsgi=False)
 
-    def _make_handler(self, config: Config) -> Gate:
-        return Gate(config)
-
-    @property
-    def gate(self) -> Gate:
-        return self.handler
+    def _make_handler(self, config: Config) -> ErrorHandler:
+        #: The authenticator; it renders through the error handler it holds.
+        self.gate = Gate(config)
+        return self.gate.errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in _OURS:
@@ -397,7 +408,8 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             return
         if not scope["path"].startswith("/"):
             scope = _from_absolute_form(scope)
-        gate = self.handler
+        gate = self.gate
+        errors = self.handler
         credentials, headers = _split_headers(scope["headers"], gate.credential_header,
                                               gate.strip_headers)
         # The head carries the stripped headers: apps may read it (for the request id)
@@ -408,10 +420,10 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             if isinstance(decision, Check):
                 decision = await settle(gate, decision)
         except Exception as exc:  # a fault in the gate still answers in the envelope
-            decision = Deny(gate.exception_response(head, exc))
+            decision = Deny(errors.exception_response(head, exc))
         if isinstance(decision, Deny):
             if scope["type"] == "http":
-                await _send_response(send, decision.response, gate.metrics)
+                await _send_response(send, decision.response, errors.metrics)
             else:
                 await _deny_websocket(scope, send, decision.response, 1008)
             return
@@ -424,6 +436,8 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             scope["user"] = ANONYMOUS_USER
             scope["auth"] = NO_SCOPES
         scope[REQUEST_KEY] = head
+        if decision.headers and scope["type"] == "http":
+            send = _adding(send, decision.headers)  # Digest's Authentication-Info: rare
         await self._serve(scope, receive, send, head)
 
 
@@ -441,19 +455,21 @@ async def settle(gate: Gate, check: Check) -> Forward | Deny:
         denied = await asyncio.to_thread(check.admit) if blocking else check.admit()
         if denied is not None:
             return denied
-        if gate.users.is_async:
-            matched = await check.averify()
+        if check.is_async:
+            verdict = await check.averify()
         elif check.joined is not None:  # an identical check is hashing: share it
-            matched = await asyncio.wrap_future(check.joined)
+            verdict = await asyncio.wrap_future(check.joined)
         elif check.hashes:
             loop = asyncio.get_running_loop()
-            matched = await loop.run_in_executor(gate.hash_executor,
+            verdict = await loop.run_in_executor(gate.hash_executor,
                                                  check.verify_on_hash_thread)
-        else:
-            matched = None
+        elif check.blocks:  # a network store or a callable: a worker thread
+            verdict = await asyncio.to_thread(check.verify)
+        else:  # Digest arithmetic, a token look-up, a refusal: cheaper than a thread hop
+            verdict = check.verify()
         if blocking:
-            return await asyncio.to_thread(check.conclude, matched)
-        return check.conclude(matched)
+            return await asyncio.to_thread(check.conclude, verdict)
+        return check.conclude(verdict)
     except SourceUnavailable as exc:  # a directory down: 503, and the attempt given back
         if blocking:
             await asyncio.to_thread(check.abandon)

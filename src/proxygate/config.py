@@ -74,6 +74,20 @@ class Config:
     ldap_nested_groups: bool = False
     ldap_timeout: float = 5.0
     ldap_pool_size: int = 4
+    #: Authentication schemes offered, one challenge each in this order: "basic",
+    #: "digest", "bearer" (see docs/schemes.md).
+    schemes: tuple[str, ...] = ("basic",)
+    #: Digest algorithms, one challenge line each in this order: "SHA-256",
+    #: "SHA-512-256", "MD5" (MD5 only for old clients such as Python's urllib).
+    digest_algorithms: tuple[str, ...] = ("SHA-256",)
+    #: The key Digest nonces are signed with: the same in every worker and host that
+    #: serves the realm. None: a random one per process.
+    nonce_secret: str | bytes | None = None
+    #: Seconds a Digest nonce is accepted; an older genuine one gets ``stale=true``.
+    nonce_ttl: float = 300.0
+    #: Bearer tokens: a path to a tokens file (``proxygate tokens add``), a mapping of
+    #: name to token hash, or a callable ``(token) -> name | None`` (async in ASGI too).
+    tokens: Any = None
     # Filled in by validation: parsed networks for trusted_proxies.
     _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default=(), repr=False, compare=False
@@ -106,7 +120,7 @@ class Config:
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(f"unknown {source} {name!r}{hint}")
         values = dict(options)
-        for name in ("exempt_paths", "trusted_proxies"):
+        for name in ("exempt_paths", "trusted_proxies", "schemes", "digest_algorithms"):
             if name in values:
                 values[name] = _as_tuple(values[name], name)
         return cls(**values)
@@ -157,6 +171,9 @@ class Config:
         users = values.get("users")
         if isinstance(users, str) and not Path(users).is_absolute() and not _is_ldap_url(users):
             values["users"] = str(source.parent / users)
+        tokens = values.get("tokens")
+        if isinstance(tokens, str) and not Path(tokens).is_absolute():
+            values["tokens"] = str(source.parent / tokens)
         values.update(overrides)
         return cls.from_mapping(values, source=f"option (in [{table}] of {source.name})")
 
@@ -179,6 +196,10 @@ def _safe_repr(name: str, value: Any) -> str:
         return "'***'"
     if name == "users" and isinstance(value, Mapping):
         return f"<{len(value)} users>"
+    if name == "tokens" and isinstance(value, Mapping):
+        return f"<{len(value)} tokens>"
+    if name == "nonce_secret" and value is not None:
+        return "<redacted>"
     return repr(value)
 
 
@@ -219,7 +240,7 @@ def _from_text(name: str, raw: str, typ: str) -> Any:
         except ValueError:
             raise ConfigError(f"{name} must be a number, not {raw!r}") from None
     if name in ("request_id_header", "html_template", "ldap_bind_dn", "ldap_ca_file",
-                "ldap_require_group") and raw.strip().lower() in ("", "none"):
+                "ldap_require_group", "nonce_secret") and raw.strip().lower() in ("", "none"):
         return None
     return raw
 
@@ -251,6 +272,50 @@ FORWARDED_HEADERS = {
     "forwarded": "Forwarded",
     "x-real-ip": "X-Real-IP",
 }
+
+
+#: What ``schemes`` may name.
+SCHEME_NAMES = ("basic", "digest", "bearer")
+#: What ``digest_algorithms`` may name (RFC 7616 §3.3; the -sess variants are not offered).
+DIGEST_ALGORITHMS = ("SHA-256", "SHA-512-256", "MD5")
+
+
+def _validate_schemes(config: Config) -> None:
+    schemes = config.schemes
+    if isinstance(schemes, str) or not schemes:
+        raise ConfigError("schemes must be a non-empty list such as ('basic',) or "
+                          "('basic', 'digest')")
+    names = []
+    for name in schemes:
+        lowered = name.strip().lower() if isinstance(name, str) else name
+        if lowered not in SCHEME_NAMES:
+            raise ConfigError(f"unknown scheme {name!r} in schemes; choose from "
+                              f"{', '.join(SCHEME_NAMES)}")
+        if lowered in names:
+            raise ConfigError(f"scheme {lowered!r} is listed twice in schemes")
+        names.append(lowered)
+    object.__setattr__(config, "schemes", tuple(names))
+    algorithms = config.digest_algorithms
+    if isinstance(algorithms, str) or not algorithms:
+        raise ConfigError("digest_algorithms must be a non-empty list such as ('SHA-256',)")
+    canonical = []
+    for algorithm in algorithms:
+        upper = algorithm.strip().upper() if isinstance(algorithm, str) else algorithm
+        if upper not in DIGEST_ALGORITHMS:
+            raise ConfigError(f"unknown Digest algorithm {algorithm!r} in digest_algorithms; "
+                              f"choose from {', '.join(DIGEST_ALGORITHMS)}")
+        if upper in canonical:
+            raise ConfigError(f"Digest algorithm {upper!r} is listed twice in digest_algorithms")
+        canonical.append(upper)
+    object.__setattr__(config, "digest_algorithms", tuple(canonical))
+    _check_number(config, "nonce_ttl", minimum=1, whole=False)
+    secret = config.nonce_secret
+    if secret is not None and (not isinstance(secret, str | bytes) or len(secret) < 16):
+        raise ConfigError("nonce_secret must be a string of at least 16 characters (e.g. "
+                          "the output of 'python -c \"import secrets; print(secrets.token_hex(32))\"')")
+    if config.tokens is not None and "bearer" not in names:
+        raise ConfigError("tokens is set but schemes does not include 'bearer': add it, e.g. "
+                          "schemes=('basic', 'bearer')")
 
 
 def _validate(config: Config) -> None:
@@ -309,6 +374,7 @@ def _validate(config: Config) -> None:
     ):
         raise ConfigError(f"request_id_header {header!r} is not a valid header name")
     _validate_ldap(config)
+    _validate_schemes(config)
     for name in ("keep_authorization", "debug", "request_id_in_body", "request_id_on_success",
                  "html_errors", "pass_json_errors", "metrics", "ldap_starttls",
                  "ldap_nested_groups"):

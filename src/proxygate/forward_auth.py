@@ -87,7 +87,7 @@ class ForwardAuthApp:
         self.gate = Gate(self.config)
         self.gateway = gateway
         self.user_header = user_header.lower().encode("ascii")
-        self._request_id_name = self.gate.request_id_name
+        self._request_id_name = self.gate.errors.request_id_name
 
     def __repr__(self) -> str:
         return f"ForwardAuthApp(gateway={self.gateway!r}, {self.config!r})"
@@ -112,15 +112,15 @@ class ForwardAuthApp:
             if type(decision) is Check:
                 decision = await settle(gate, decision)
         except Exception as exc:  # a fault in the gate still answers in the envelope
-            decision = Deny(gate.exception_response(head, exc))
+            decision = Deny(gate.errors.exception_response(head, exc))
         if type(decision) is Deny:
             response = self.denied(decision.response)
         else:
             assert type(decision) is Forward
             response = self.allowed(head, decision.identity.username
                                     if decision.identity is not None else None)
-        if gate.metrics is not None:
-            gate.metrics.response(response.status)
+        if gate.errors.metrics is not None:
+            gate.errors.metrics.response(response.status)
         await _send(send, response)
 
     # -- the question -------------------------------------------------------------------
@@ -147,9 +147,11 @@ class ForwardAuthApp:
         method_text = method.decode("latin-1") if method else scope.get("method", "GET")
         if target:
             path = _path_of(target.decode("latin-1"))
+            query = _query_of(target.decode("latin-1"))
         else:
             raw = scope.get("raw_path")
             path = _path_of(raw.decode("latin-1")) if isinstance(raw, bytes) else scope["path"]
+            query = scope.get("query_string", b"").decode("latin-1")
         # The client address is the Gate's to find: the configured forwarding header
         # (X-Forwarded-For, X-Real-IP or Forwarded), believed only from a trusted peer.
         if gateway == "caddy" and _first(headers, self.gate.credential_header) == b"":
@@ -158,14 +160,14 @@ class ForwardAuthApp:
             credential = self.gate.credential_header
             headers = [pair for pair in headers if pair != (credential, b"")]
         client = scope.get("client")
-        return HeadFromPairs(method_text, path, headers, client[0] if client else None)
+        return HeadFromPairs(method_text, path, headers, client[0] if client else None, query)
 
     # -- the answers --------------------------------------------------------------------
 
     def allowed(self, head: HeadFromPairs, username: str | None) -> ErrorResponse:
         """200, no body, the user header (absent on exempt paths) and the request id."""
         headers = [_EMPTY_BODY_LENGTH,
-                   (self._request_id_name, self.gate.request_id(head).encode("latin-1"))]
+                   (self._request_id_name, self.gate.errors.request_id(head).encode("latin-1"))]
         if username is not None:
             headers.append((self.user_header, encode_user(username)))
         elif self.gateway == "envoy":
@@ -195,7 +197,7 @@ class ForwardAuthApp:
         original = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("url")
         path = _path_of(original[0]) if original else "/"
         head = HeadFromPairs("GET", path, scope["headers"], None)
-        return self.gate.render(head, int(match.group(1)))
+        return self.gate.errors.render(head, int(match.group(1)))
 
 
 def _path_of(target: str) -> str:
@@ -206,6 +208,11 @@ def _path_of(target: str) -> str:
             target = split[1]
     path = target.partition("?")[0]
     return unquote(path) or "/"
+
+
+def _query_of(target: str) -> str:
+    """The raw query of a request target (Digest binds its ``uri`` to path and query)."""
+    return target.partition("#")[0].partition("?")[2]
 
 
 def _for_nginx(response: ErrorResponse) -> ErrorResponse:

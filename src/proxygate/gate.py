@@ -8,15 +8,18 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from proxygate._http import split_absolute_target
-from proxygate.auth.basic import BasicChallenge, BasicCredentials, MalformedCredentials
 from proxygate.auth.budget import HashBudget, default_concurrency
 from proxygate.auth.cache import SingleFlight, VerificationCache
 from proxygate.auth.ldap_url import is_ldap_url
+from proxygate.auth.schemes import MalformedCredentials, Scheme, Verdict, make_schemes, scheme_token
 from proxygate.auth.stores import make_throttle_store
 from proxygate.auth.throttle import NOTHING, Reservation, Throttle
+from proxygate.auth.tokens import TokenSource, make_token_source
 from proxygate.auth.users import SourceUnavailable, UserSource, make_user_source
 from proxygate.config import USERS_REQUIRED, Config, ConfigError
 from proxygate.errors.envelope import ErrorResponse
@@ -43,11 +46,13 @@ SOURCE_RETRY_AFTER = 5
 class Identity:
     """The authenticated user, shaped so Starlette's ``request.user`` works without Starlette."""
 
-    __slots__ = ("username",)
+    __slots__ = ("scheme", "username")
     is_authenticated = True
 
-    def __init__(self, username: str) -> None:
+    def __init__(self, username: str, scheme: str = "Basic") -> None:
         self.username = username
+        #: The scheme that succeeded, as CGI's AUTH_TYPE spells it: Basic, Digest, Bearer.
+        self.scheme = scheme
 
     @property
     def display_name(self) -> str:
@@ -58,10 +63,11 @@ class Identity:
         return self.username
 
     def __repr__(self) -> str:
-        return f"Identity({self.username!r})"
+        return f"Identity({self.username!r}, scheme={self.scheme!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Identity) and other.username == self.username
+        return (isinstance(other, Identity) and other.username == self.username
+                and other.scheme == self.scheme)
 
     def __hash__(self) -> int:
         return hash(self.username)
@@ -81,12 +87,15 @@ AUTHENTICATED = AuthInfo()
 
 
 class Forward:
-    """Let the request through. ``identity`` is None for exempt paths."""
+    """Let the request through. ``identity`` is None for exempt paths; ``headers`` go on the
+    app's response (Digest's ``Authentication-Info``), and are usually none."""
 
-    __slots__ = ("identity",)
+    __slots__ = ("headers", "identity")
 
-    def __init__(self, identity: Identity | None) -> None:
+    def __init__(self, identity: Identity | None,
+                 headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         self.identity = identity
+        self.headers = headers
 
 
 class Deny:
@@ -101,19 +110,26 @@ class Deny:
 ANONYMOUS = Forward(None)
 
 
+#: What a cached success remembers: how to look up the pin again, for whom, and the answer.
+CacheEntry = tuple[Callable[[str], "str | None"], str, Forward]
+
+
 class Check:
-    """Slow work the core hands back: throttle reservation, password hash, the verdict.
+    """Slow work the core hands back: throttle reservation, the scheme's verification, the verdict.
 
     The steps, in order, and what each promises:
 
     1. :meth:`enter_budget` (instant, never blocks): False when the hash budget is
        full; answer :meth:`Gate.busy_response` (503) at once. Nothing is counted.
+       Only schemes that hash a password (Basic) take a place.
     2. :meth:`admit`: the attempt is counted against the client (and user) *before*
-       any hash; a 429 when a key is at its limit already.
-    3. :meth:`verify` (the hash, on one of the gate's hash threads: one per budget
-       slot, at a lower CPU priority) or :meth:`averify` (async users).
-    4. :meth:`conclude`: a failure stays counted, a success gives its count back.
-       Whatever happens in between, :meth:`abandon` gives back what is held.
+       any verification; a 429 when a key is at its limit already.
+    3. :meth:`verify` (a password hash runs on one of the gate's hash threads: one per
+       budget slot, at a lower CPU priority; other schemes verify in place) or
+       :meth:`averify` (async users or tokens callables).
+    4. :meth:`conclude`: a failure stays counted, a success (or a stale Digest nonce,
+       or an unavailable store) gives its count back. Whatever happens in between,
+       :meth:`abandon` gives back what is held.
 
     :meth:`run` is all of it from the caller's thread (WSGI, sync adapters), which
     waits while its hash runs. The ASGI shell runs the steps itself so that admission
@@ -122,12 +138,13 @@ class Check:
     """
 
     __slots__ = ("_credentials", "_entered", "_gate", "_head", "_key", "_reason",
-                 "_reservation", "joined")
+                 "_reservation", "_scheme", "joined")
 
-    def __init__(self, gate: Gate, head: RequestHead, credentials: BasicCredentials | None,
-                 key: bytes | None, reason: str = "bad_password") -> None:
+    def __init__(self, gate: Gate, head: RequestHead, scheme: Scheme[Any] | None,
+                 credentials: Any, key: bytes | None, *, reason: str = "bad_password") -> None:
         self._gate = gate
         self._head = head
+        self._scheme = scheme
         self._credentials = credentials
         self._key = key
         self._reason = reason
@@ -135,7 +152,7 @@ class Check:
         self._entered = False
         #: The outcome of an identical check already hashing, when this one follows it:
         #: a follower takes no place in the budget and no thread (the ASGI shell awaits it).
-        self.joined: Future[str | None] | None = None
+        self.joined: Future[Verdict] | None = None
 
     @property
     def needs_thread(self) -> bool:
@@ -147,13 +164,33 @@ class Check:
         return self._head
 
     @property
+    def scheme(self) -> Scheme[Any] | None:
+        return self._scheme
+
+    @property
     def hashes(self) -> bool:
-        """True when :meth:`verify` will hash (malformed credentials are refused unhashed)."""
-        return self._credentials is not None
+        """True when :meth:`verify` will hash a password (malformed credentials are refused
+        unhashed; Digest and Bearer never hash)."""
+        return self._credentials is not None and self._scheme is not None \
+            and self._scheme.hashes
+
+    @property
+    def blocks(self) -> bool:
+        """True when :meth:`verify` may block without hashing (a network store, a callable)."""
+        return self._credentials is not None and self._scheme is not None \
+            and self._scheme.blocking
+
+    @property
+    def is_async(self) -> bool:
+        """True when the verdict must come from :meth:`averify`."""
+        return self._credentials is not None and self._scheme is not None \
+            and self._scheme.is_async
 
     @property
     def username(self) -> str | None:
-        return self._credentials.username if self._credentials else None
+        if self._credentials is None or self._scheme is None:
+            return None
+        return self._scheme.username(self._credentials)
 
     def enter_budget(self) -> bool:
         """Take a place in the hash budget (running or queued); False when it is full.
@@ -162,7 +199,7 @@ class Check:
         waits for that outcome. A twin that ends in between makes this one hash after
         all, still inside a slot: the queue bound may stretch by it, the hash bound never.
         """
-        if self._credentials is None or self._gate.users.is_async:
+        if not self.hashes or self.is_async:
             return True  # nothing to hash here, or an awaited check that holds no thread
         if self._key is not None:
             self.joined = self._gate.flight.current(self._key)
@@ -183,70 +220,93 @@ class Check:
                                                         self.username)
         if wait <= 0:
             return None
-        gate.audit("throttled", "throttled", self.username, self._head)
-        if gate.metrics is not None:
-            gate.metrics.error(429, "denied")
+        gate.audit("throttled", "throttled", self.username, self._head, scheme=self._label)
+        if gate.errors.metrics is not None:
+            gate.errors.metrics.error(429, "denied")
         seconds = max(1, math.ceil(wait))
-        return Deny(gate.render(self._head, 429, details=(
+        return Deny(gate.errors.render(self._head, 429, details=(
             f"Too many failed authentication attempts; retry after {seconds} seconds."
         ), headers=[(b"retry-after", str(seconds).encode("ascii"))]))
 
-    def verify(self) -> str | None:
-        """The stored hash the password matched, or None; from any thread, which waits
-        while the hash runs on one of the gate's hash threads. Identical concurrent checks
-        hash once."""
-        if self._credentials is None:
-            return None
+    @property
+    def _label(self) -> str | None:
+        return self._scheme.label if self._scheme is not None else None
+
+    def verify(self) -> Verdict:
+        """The scheme's verdict, from any thread. A password hash runs on one of the gate's
+        hash threads (this thread waits) in a budget slot, and identical concurrent checks
+        hash once; other schemes verify right here."""
+        if not self.hashes:
+            return self._verify_here()
         executor = self._gate.hash_executor
         if self._key is None:
             return executor.submit(self._hash).result()
         return self._gate.flight.run(self._key, lambda: executor.submit(self._hash).result())
 
-    def verify_on_hash_thread(self) -> str | None:
+    def verify_on_hash_thread(self) -> Verdict:
         """:meth:`verify` for a caller that already runs on one of the gate's hash threads
         (the ASGI shell submits this): the hash runs right here."""
-        if self._credentials is None:
-            return None
+        if not self.hashes:
+            return self._verify_here()
         if self._key is None:
             return self._hash()
         return self._gate.flight.run(self._key, self._hash)
 
-    def _hash(self) -> str | None:
-        credentials = self._credentials
-        assert credentials is not None
+    def _verify_here(self) -> Verdict:
+        credentials, scheme = self._credentials, self._scheme
+        if credentials is None or scheme is None:
+            return Verdict(None, reason=self._reason)
+        return scheme.verify(credentials, self._head)
+
+    def _hash(self) -> Verdict:
+        credentials, scheme = self._credentials, self._scheme
+        assert credentials is not None and scheme is not None
         gate = self._gate
         with gate.hash_budget.slot():
-            matched = gate.users.verify(credentials.username, credentials.password)
+            verdict = scheme.verify(credentials, self._head)
         key = self._key
-        if matched is not None and key is not None:
+        username = verdict.username
+        if username is not None and verdict.pin is not None and key is not None:
             # Cached before the flight ends: a request arriving in between finds the
             # success in the cache, not an empty flight it would have to hash again.
-            username = credentials.username
-            gate.cache.put(key, matched, (username, Forward(Identity(_identity(matched,
-                                                                               username)))))
-        return matched
+            gate.cache.put(key, verdict.pin, (scheme.current, verdict.who or username,
+                                              Forward(Identity(username, scheme.label))))
+        return verdict
 
-    async def averify(self) -> str | None:
+    async def averify(self) -> Verdict:
         credentials = self._credentials
-        if credentials is None:
-            return None
-        return await self._gate.users.averify(credentials.username, credentials.password)
+        scheme = self._scheme
+        if credentials is None or scheme is None:
+            return Verdict(None, reason=self._reason)
+        return await scheme.averify(credentials, self._head)
 
-    def conclude(self, matched: str | None) -> Forward | Deny:
+    def conclude(self, verdict: Verdict) -> Forward | Deny:
         gate = self._gate
-        credentials = self._credentials
-        if credentials is None or matched is None:
-            reason = self._reason
-            if credentials is not None and gate.users.current_hash(credentials.username) is None:
-                reason = "unknown_user"
+        head = self._head
+        scheme = self._scheme
+        username = verdict.username
+        if username is None or scheme is None:
+            if verdict.unavailable:
+                self._reservation.release()  # not the client's doing: nothing counted
+                return gate.unavailable_response(head, 1, reason=verdict.reason)
+            if verdict.stale:
+                # The right answer to an expired nonce: no failure, a fresh challenge.
+                self._reservation.release()
+                gate.audit("failure", verdict.reason, self.username, head,
+                           level=logging.INFO, scheme=self._label)
+                return gate.challenge_response(head, stale=True)
             self._reservation = NOTHING  # a failure: it stays counted
-            gate.audit("failure", reason, self.username, self._head)
-            return gate.challenge_response(self._head)
+            gate.audit("failure", verdict.reason, self.username, head, scheme=self._label)
+            if verdict.bad_request:
+                return gate.bad_request(head, "The Digest uri does not name the requested "
+                                              "resource.")
+            return gate.challenge_response(head, rejected=scheme)
         self._reservation.release()  # a success never counts as a failure
-        forward = Forward(Identity(_identity(matched, credentials.username)))
-        if self._key is not None:
-            gate.cache.put(self._key, matched, (credentials.username, forward))
-        gate.audit("success", "verified", credentials.username, self._head)
+        forward = Forward(Identity(username, scheme.label), verdict.headers)
+        if self._key is not None and verdict.pin is not None:
+            gate.cache.put(self._key, verdict.pin,
+                           (scheme.current, verdict.who or username, forward))
+        gate.audit("success", "verified", username, head, scheme=scheme.label)
         return forward
 
     def abandon(self) -> None:
@@ -262,25 +322,40 @@ class Check:
             if denied is not None:
                 return denied
             try:
-                matched = self.verify()
+                verdict = self.verify()
             except SourceUnavailable as exc:  # abandon() below gives the attempt back
                 return self._gate.source_unavailable(self._head, self.username, exc)
-            return self.conclude(matched)
+            return self.conclude(verdict)
         finally:
             self.abandon()
 
 
-class Gate(ErrorHandler):
-    """Everything proxygate decides, built once from a :class:`Config`."""
+TOKENS_REQUIRED = (
+    "schemes includes 'bearer', so tokens is required: pass a path to a tokens file "
+    "(proxygate tokens add FILE NAME), a mapping of name to token hash, or a callable "
+    "(token) -> name | None"
+)
+
+
+class Gate:
+    """Everything proxygate decides, built once from a :class:`Config`.
+
+    An authenticator that holds a list of schemes and knows none of them by name. It
+    renders its answers through an :class:`ErrorHandler` (``errors``), which it uses
+    rather than is: the error half of proxygate reads on its own.
+    """
 
     def __init__(self, config: Config) -> None:
-        if config.users is None:
+        self.config = config
+        wants_users = "basic" in config.schemes or "digest" in config.schemes
+        if wants_users and config.users is None:
             raise ConfigError(USERS_REQUIRED)
+        if not wants_users and config.users is not None:
+            raise ConfigError("users is set but schemes has neither 'basic' nor 'digest' to "
+                              "use it; add one, or leave users out")
+        if "bearer" in config.schemes and config.tokens is None:
+            raise ConfigError(TOKENS_REQUIRED)
         proxy = config.mode == "proxy"
-        challenge = BasicChallenge(config.realm).to_header()
-        super().__init__(config, challenge=challenge)
-        self._challenge_pair = [(b"proxy-authenticate" if proxy else b"www-authenticate",
-                                 challenge)]
         self.status = 407 if proxy else 401
         self.credential_header = b"proxy-authorization" if proxy else b"authorization"
         self.challenge_header = b"proxy-authenticate" if proxy else b"www-authenticate"
@@ -291,21 +366,39 @@ class Gate(ErrorHandler):
             else frozenset() if config.keep_authorization else frozenset({b"authorization"})
         )
         try:
-            self.users: UserSource = (
+            self.users: UserSource | None = None if not wants_users else (
                 directory_users(config) if is_ldap_url(config.users)
-                else make_user_source(config.users, reload_interval=config.reload_interval)
+                else make_user_source(
+                    config.users, reload_interval=config.reload_interval, realm=config.realm,
+                    digest_algorithms=config.digest_algorithms if "digest" in config.schemes
+                    else ())
             )
+            self.tokens: TokenSource | None = None if config.tokens is None else \
+                make_token_source(config.tokens, reload_interval=config.reload_interval)
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-        # A hit hands back the very Forward the first success built: no allocation.
-        self.cache: VerificationCache[tuple[str, Forward]] = VerificationCache(
-            ttl=config.cache_ttl, size=config.cache_size
-        )
-        self.flight: SingleFlight[str | None] = SingleFlight()
         try:
             store = make_throttle_store(config.throttle_store)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        try:
+            #: The configured schemes, in challenge order.
+            self.schemes: tuple[Scheme[Any], ...] = tuple(
+                make_schemes(config, users=self.users, tokens=self.tokens, store=store))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._by_name = {scheme.name.encode("ascii"): scheme for scheme in self.schemes}
+        #: True when some scheme's verification must be awaited (an async callable).
+        self.is_async = any(scheme.is_async for scheme in self.schemes)
+        # Fixed challenges (no Digest nonce in them) are rendered once.
+        self._static = all(scheme.name != "digest" for scheme in self.schemes)
+        self._challenge_pairs = self._pairs(self.challenge_values())
+        self.errors = ErrorHandler(config, challenges=self.challenge_values)
+        # A hit hands back the very Forward the first success built: no allocation.
+        self.cache: VerificationCache[CacheEntry] = VerificationCache(
+            ttl=config.cache_ttl, size=config.cache_size
+        )
+        self.flight: SingleFlight[Verdict] = SingleFlight()
         self.throttle = Throttle(
             store,
             max_failures=config.max_failures,
@@ -348,33 +441,69 @@ class Gate(ErrorHandler):
             return self.challenge_response(head)
         if len(values) > 1:
             # Two credential headers are ambiguous: which one would a proxy have checked?
-            return Check(self, head, None, None, "malformed")
+            return Check(self, head, None, None, None, reason="malformed")
         value = values[0]
         cache = self.cache
         stale = False
         if cache.ttl > 0:
             hit = cache.find(value)
             if hit is not None:
-                stored, (username, forward) = hit
-                if self.users.current_hash(username) == stored:
-                    if self.metrics is not None or auth_log.isEnabledFor(logging.DEBUG):
+                stored, (current, username, forward) = hit
+                if current(username) == stored:
+                    if self.errors.metrics is not None or auth_log.isEnabledFor(logging.DEBUG):
                         # DEBUG, not INFO: a record per cached request would cost more
                         # than the decision itself.
-                        self.audit("success", "cached", username, head, level=logging.DEBUG)
+                        self.audit("success", "cached", username, head, level=logging.DEBUG,
+                                   scheme=forward.identity.scheme if forward.identity else None)
                     return forward
                 stale = True
-        # The key also names the single flight, so compute it even with the cache off.
-        key = cache.key(value)
-        if stale:  # the user's hash changed since: the entry is void
-            cache.discard(key)
-        try:
-            parsed = BasicCredentials.from_header(value)
-        except MalformedCredentials:
-            return Check(self, head, None, None, "malformed")
-        if parsed is None:  # another scheme: as good as none
-            self.audit("failure", "missing", None, head)
+        name = scheme_token(value)
+        scheme = self._by_name.get(name) if name is not None else None
+        if scheme is None:
+            if name is None:  # not even a scheme name
+                return Check(self, head, None, None, None, reason="malformed")
+            self.audit("failure", "missing", None, head)  # another scheme: as good as none
             return self.challenge_response(head)
-        return Check(self, head, parsed, key)
+        key = None
+        if scheme.cacheable:
+            # The key also names the single flight, so compute it even with the cache off.
+            key = cache.key(value)
+            if stale:  # the user's hash changed since: the entry is void
+                cache.discard(key)
+        try:
+            parsed = scheme.parse(value)
+        except MalformedCredentials:
+            return Check(self, head, scheme, None, None, reason="malformed")
+        return Check(self, head, scheme, parsed, key)
+
+    def challenge_values(self, *, stale: bool = False,
+                         rejected: Scheme[Any] | None = None) -> list[bytes]:
+        """Every scheme's challenges in the configured order (Digest: one per algorithm)."""
+        values: list[bytes] = []
+        for scheme in self.schemes:
+            values.extend(scheme.challenges(stale=stale, rejected=scheme is rejected))
+        return values
+
+    def _pairs(self, values: list[bytes]) -> list[tuple[bytes, bytes]]:
+        return [(self.challenge_header, value) for value in values]
+
+    def challenge_response(self, head: RequestHead, *, stale: bool = False,
+                           rejected: Scheme[Any] | None = None) -> Deny:
+        """The 407 (401) with one challenge line per scheme. ``rejected``: the scheme whose
+        credentials were refused (Bearer then says ``error="invalid_token"``)."""
+        errors = self.errors
+        if errors.metrics is not None:
+            errors.metrics.error(self.status, "denied")
+        if self._static and rejected is None:
+            pairs = self._challenge_pairs
+        else:
+            pairs = self._pairs(self.challenge_values(stale=stale, rejected=rejected))
+        return Deny(errors.render(head, self.status, headers=pairs))
+
+    def bad_request(self, head: RequestHead, details: str) -> Deny:
+        if self.errors.metrics is not None:
+            self.errors.metrics.error(400, "denied")
+        return Deny(self.errors.render(head, 400, details=details))
 
     def unavailable_response(self, head: RequestHead, retry_after: float, *,
                              reason: str = "unavailable", details: str | None = None) -> Deny:
@@ -386,12 +515,12 @@ class Gate(ErrorHandler):
         """
         seconds = max(1, math.ceil(retry_after))
         self.audit("unavailable", reason, None, head)
-        if self.metrics is not None:
-            self.metrics.error(503, reason)
+        if self.errors.metrics is not None:
+            self.errors.metrics.error(503, reason)
         if details is None:
             details = f"Authentication is unavailable right now; retry after {seconds} seconds."
-        return Deny(self.render(head, 503, details=details,
-                                headers=[(b"retry-after", str(seconds).encode("ascii"))]))
+        return Deny(self.errors.render(head, 503, details=details,
+                                       headers=[(b"retry-after", str(seconds).encode("ascii"))]))
 
     def source_unavailable(self, head: RequestHead, username: str | None,
                            exc: SourceUnavailable) -> Deny:
@@ -399,7 +528,7 @@ class Gate(ErrorHandler):
         the service account): not the client's fault, so no challenge and no failure
         counted. One ERROR line names the cause; it holds no secret."""
         auth_log.error("user directory unavailable (%s); answering 503 user=%r request_id=%s",
-                       exc, username, self.request_id(head))
+                       exc, username, self.errors.request_id(head))
         return self.unavailable_response(
             head, SOURCE_RETRY_AFTER, reason="source_unavailable",
             details="The user directory is not answering; retry later.",
@@ -429,11 +558,6 @@ class Gate(ErrorHandler):
                 executor = self._hash_executor
         return executor
 
-    def challenge_response(self, head: RequestHead) -> Deny:
-        if self.metrics is not None:
-            self.metrics.error(self.status, "denied")
-        return Deny(self.render(head, self.status, headers=self._challenge_pair))
-
     # -- identity of the request ------------------------------------------------------
 
     def client_address(self, head: RequestHead) -> str | None:
@@ -453,10 +577,10 @@ class Gate(ErrorHandler):
         return hops[0] if hops else peer
 
     def audit(self, outcome: str, reason: str, username: str | None, head: RequestHead,
-              *, level: int | None = None) -> None:
+              *, level: int | None = None, scheme: str | None = None) -> None:
         """One structured record per decision on ``proxygate.auth``; never a secret in it."""
-        if self.metrics is not None:
-            self.metrics.auth(outcome, reason)
+        if self.errors.metrics is not None:
+            self.errors.metrics.auth(outcome, reason)
         if level is None:
             failed = outcome in ("failure", "throttled") and reason != "missing"
             level = logging.WARNING if failed else logging.INFO
@@ -466,12 +590,13 @@ class Gate(ErrorHandler):
             "outcome": outcome,
             "reason": reason,
             "username": username,
+            "scheme": scheme,
             "client": self.client_address(head),
-            "request_id": self.request_id(head),
+            "request_id": self.errors.request_id(head),
         }
-        auth_log.log(level, "authentication %s (%s) user=%r client=%s request_id=%s",
-                     outcome, reason, username, record["client"], record["request_id"],
-                     extra={"proxygate": record})
+        auth_log.log(level, "authentication %s (%s) user=%r scheme=%s client=%s request_id=%s",
+                     outcome, reason, username, scheme or "-", record["client"],
+                     record["request_id"], extra={"proxygate": record})
 
 
 #: Characters some server, proxy or router reads as more than a path character: ``;`` starts
@@ -495,12 +620,6 @@ def _plainly_below_prefix(path: str) -> bool:
     return "/." not in path or not any(
         segment and not segment.strip(". ") for segment in path.split("/")
     )
-
-
-def _identity(matched: str, sent: str) -> str:
-    """The user's name as the source knows it: a directory's own spelling (``ALICE`` logs
-    in as ``alice``), else the name sent."""
-    return getattr(matched, "username", sent)
 
 
 def directory_users(config: Config) -> UserSource:

@@ -59,13 +59,14 @@ class EnvironHead:
     """A request head read from a WSGI environ, without copying its headers."""
 
     # ``rendered``: the envelope last rendered for this request, unset until then.
-    __slots__ = ("client", "environ", "method", "path", "rendered", "request_id")
+    __slots__ = ("client", "environ", "method", "path", "query", "rendered", "request_id")
 
     def __init__(self, environ: Environ) -> None:
         self.environ = environ
         self.method: str = environ.get("REQUEST_METHOD", "GET")
         self.path: str = environ.get("PATH_INFO", "") or "/"
         self.client: str | None = environ.get("REMOTE_ADDR") or None
+        self.query: str = environ.get("QUERY_STRING", "")
         self.request_id: str | None = None
 
     def header_values(self, name: bytes) -> list[bytes]:
@@ -366,13 +367,14 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
     origin mode.
     """
 
-    handler: Gate
+    gate: Gate
 
     def __init__(self, app: WSGIApp, *, config: Config | None = None, **options: Any) -> None:
         super().__init__(app, config=config, **options)
-        if self.config.users is not None and self.handler.users.is_async:
-            raise TypeError("an async users callable needs proxygate.asgi.ProxyGateMiddleware")
-        gate = self.handler
+        gate = self.gate
+        if gate.is_async:
+            raise TypeError("an async users or tokens callable needs "
+                            "proxygate.asgi.ProxyGateMiddleware")
         self._credential_key = environ_key(gate.credential_header)
         self._strip_keys = tuple(
             environ_key(name)
@@ -388,19 +390,18 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
                 "mode='origin' for a complete challenge."
             )
 
-    def _make_handler(self, config: Config) -> Gate:
-        return Gate(config)
-
-    @property
-    def gate(self) -> Gate:
-        return self.handler
+    def _make_handler(self, config: Config) -> ErrorHandler:
+        #: The authenticator; it renders through the error handler it holds.
+        self.gate = Gate(config)
+        return self.gate.errors
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path and not path.startswith("/"):
             from_absolute_form(environ)
         head = EnvironHead(environ)
-        gate = self.handler
+        gate = self.gate
+        errors = self.handler
         # The credential read straight from the environ: CGI keeps one value per name.
         value = environ.get(self._credential_key)
         try:
@@ -409,14 +410,29 @@ class ProxyGateMiddleware(ErrorEnvelopeMiddleware):
             if isinstance(decision, Check):
                 decision = decision.run()
         except Exception as exc:  # a fault in the gate still answers in the envelope
-            decision = Deny(gate.exception_response(head, exc))
+            decision = Deny(errors.exception_response(head, exc))
         if isinstance(decision, Deny):
-            return _respond(start_response, environ, decision.response, metrics=gate.metrics)
+            return _respond(start_response, environ, decision.response, metrics=errors.metrics)
         assert isinstance(decision, Forward)
         for key in self._strip_keys:
             environ.pop(key, None)
         identity = decision.identity
         if identity is not None:
             environ["REMOTE_USER"] = identity.username
+            environ["AUTH_TYPE"] = identity.scheme
             environ["proxygate.user"] = identity
+        if decision.headers:  # Digest's Authentication-Info: rare, so wrapped only then
+            start_response = _adding(start_response, decision.headers)
         return self._serve(environ, start_response, head)
+
+
+def _adding(start_response: StartResponse,
+            headers: tuple[tuple[bytes, bytes], ...]) -> StartResponse:
+    """``start_response`` with ``headers`` added to every start."""
+    extra = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+
+    def starting(status: str, response_headers: list[tuple[str, str]],
+                 exc_info: Any = None) -> Callable[[bytes], object]:
+        return start_response(status, [*response_headers, *extra], exc_info)
+
+    return starting

@@ -16,5 +16,5 @@ __all__ = ["gated"]
 _warm = os.environ.get("PROXYGATE_TEST_LDAP_WARM")
 if _warm:
     _user, _, _password = _warm.partition(":")
-    if gated.handler.users.verify(_user, _password) is None:
+    if gated.gate.users.verify(_user, _password) is None:
         raise RuntimeError("the warm-up login against the directory failed")

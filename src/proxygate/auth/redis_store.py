@@ -118,6 +118,15 @@ class RedisThrottleStore:
         if isinstance(token, bytes | str) and token:
             self._client.zrem(self._prefix + key, token)
 
+    def first_use(self, key: str, *, ttl: float) -> bool:
+        """Record ``key`` (a Digest replay key) for ``ttl`` seconds; True if it was new.
+
+        One ``SET NX PX``: atomic, so a triple replayed to two workers at once is
+        accepted by exactly one of them.
+        """
+        return bool(self._client.set(self._prefix + key, b"1", nx=True,
+                                     px=max(1, math.ceil(ttl * 1000))))
+
     def close(self) -> None:
         """Release the client's connections (only worth calling for a client built from a URL)."""
         self._client.close()

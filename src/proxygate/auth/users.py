@@ -9,9 +9,9 @@ import os
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sized
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from proxygate.auth.hashing import (
     HashFormatError,
@@ -30,10 +30,13 @@ __all__ = [
     "SourceUnavailable",
     "UserSource",
     "Verified",
+    "WatchedFile",
     "make_user_source",
 ]
 
 logger = logging.getLogger("proxygate.auth")
+
+T = TypeVar("T", bound=Sized)
 
 SyncVerifier = Callable[[str, str], bool]
 AsyncVerifier = Callable[[str, str], Awaitable[bool]]
@@ -163,14 +166,22 @@ class MappingUsers(_HashedUsers):
         return f"MappingUsers(<{len(self._users)} users>)"
 
 
-class HtpasswdUsers(_HashedUsers):
-    """Users from an htpasswd file, reloaded when it changes on disk.
+class WatchedFile(Generic[T]):
+    """A file loaded whole and replaced whole when it changes on disk.
 
     A daemon thread polls the file every ``reload_interval`` seconds (0 turns
     reloading off). A new version replaces the old in one step, so no request
     sees a half-loaded file; a version that cannot be read or parsed, or is
     empty, is refused with an error log and the last good one stays.
+    Subclasses say how text becomes a table (:meth:`_parse`) and take it (:meth:`_take`).
     """
+
+    #: What the file is, in messages: "users file", "tokens file".
+    kind = "users file"
+    #: What it lists, in messages.
+    unit = "users"
+    #: Why an empty file is refused, and what to do.
+    empty_hint = _EMPTY_GATE
 
     def __init__(self, path: str | os.PathLike[str], *, reload_interval: float = 2.0) -> None:
         self.path = Path(path)
@@ -179,26 +190,31 @@ class HtpasswdUsers(_HashedUsers):
         self._file = Path(os.path.abspath(path))
         self.reload_interval = reload_interval
         try:
-            stat, users = self._read()
+            stat, table = self._read()
         except OSError as exc:
-            raise ValueError(f"cannot read users file {str(self.path)!r}: {exc.strerror}") from None
+            raise ValueError(f"cannot read {self.kind} {str(self.path)!r}: {exc.strerror}") from None
         except HtpasswdError as exc:
             raise ValueError(str(exc)) from None
-        if not users:
-            raise ValueError(f"users file {str(self.path)!r} lists no users; {_EMPTY_GATE}")
+        if not table:
+            raise ValueError(f"{self.kind} {str(self.path)!r} lists no {self.unit}; "
+                             f"{self.empty_hint}")
         self._stamp = _stamp(stat)
-        self._users = users
-        self._dummy = self._pick_dummy(users)
+        self._take(table)
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         if reload_interval > 0:
             self._start_watcher()
             _AFTER_FORK.add(self)
 
-    def __repr__(self) -> str:
-        return f"HtpasswdUsers({str(self.path)!r}, <{len(self._users)} users>)"
+    def _parse(self, text: str) -> T:
+        """The file's table; HtpasswdError (naming file and line) when it cannot be used."""
+        raise NotImplementedError
 
-    def _read(self) -> tuple[os.stat_result, dict[str, str]]:
+    def _take(self, table: T) -> None:
+        """Make ``table`` the one requests see, in one step."""
+        raise NotImplementedError
+
+    def _read(self) -> tuple[os.stat_result, T]:
         with self._file.open("rb") as handle:
             before = os.fstat(handle.fileno())
             raw = handle.read()
@@ -207,7 +223,7 @@ class HtpasswdUsers(_HashedUsers):
         except UnicodeDecodeError:
             # The codec's message quotes a byte of the file: say where instead.
             raise HtpasswdError(f"{self.path}: not UTF-8 text") from None
-        return before, parse_htpasswd(text, str(self.path))
+        return before, self._parse(text)
 
     def check_for_changes(self) -> bool:
         """Reload if the file changed; True when a new version was taken."""
@@ -215,29 +231,29 @@ class HtpasswdUsers(_HashedUsers):
             stamp = _stamp(self._file.stat())
         except OSError as exc:
             if self._stamp != _GONE:  # report once, not on every poll while it stays gone
-                logger.error("users file %s is unreadable (%s); keeping the last good version",
-                             self.path, exc.strerror)
+                logger.error("%s %s is unreadable (%s); keeping the last good version",
+                             self.kind, self.path, exc.strerror)
                 self._stamp = _GONE
             return False
         if stamp == self._stamp:
             return False
         try:
-            stat, users = self._read()
+            stat, table = self._read()
         except (OSError, HtpasswdError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-            logger.error("users file %s changed but cannot be loaded (%s); keeping the last "
-                         "good version", self.path, reason)
+            logger.error("%s %s changed but cannot be loaded (%s); keeping the last "
+                         "good version", self.kind, self.path, reason)
             self._stamp = stamp  # report once per change, not every poll
             return False
         if _stamp(stat) != stamp or _stamp(self._file.stat()) != stamp:
             return False  # still being written: look again on the next poll
-        if not users:
-            logger.error("users file %s is now empty; keeping the last good version", self.path)
+        if not table:
+            logger.error("%s %s is now empty; keeping the last good version", self.kind, self.path)
             self._stamp = stamp
             return False
-        dummy = self._pick_dummy(users)
-        self._users, self._dummy, self._stamp = users, dummy, stamp
-        logger.info("users file %s reloaded: %d users", self.path, len(users))
+        self._take(table)
+        self._stamp = stamp
+        logger.info("%s %s reloaded: %d %s", self.kind, self.path, len(table), self.unit)
         return True
 
     def close(self) -> None:
@@ -249,20 +265,34 @@ class HtpasswdUsers(_HashedUsers):
         ref = weakref.ref(self)
         stop = self._stop
         interval = self.reload_interval
+        kind = self.kind
 
         def watch() -> None:
             while not stop.wait(interval):
-                users = ref()
-                if users is None:
+                source = ref()
+                if source is None:
                     return
                 try:
-                    users.check_for_changes()
+                    source.check_for_changes()
                 except Exception:
-                    logger.exception("users file watcher failed; retrying")
-                del users
+                    logger.exception("%s watcher failed; retrying", kind)
+                del source
 
         self._watcher = threading.Thread(target=watch, name="proxygate-users-watch", daemon=True)
         self._watcher.start()
+
+
+class HtpasswdUsers(_HashedUsers, WatchedFile[dict[str, str]]):
+    """Users from an htpasswd file, reloaded when it changes on disk (see :class:`WatchedFile`)."""
+
+    def __repr__(self) -> str:
+        return f"HtpasswdUsers({str(self.path)!r}, <{len(self._users)} users>)"
+
+    def _parse(self, text: str) -> dict[str, str]:
+        return parse_htpasswd(text, str(self.path))
+
+    def _take(self, table: dict[str, str]) -> None:
+        self._users, self._dummy = table, self._pick_dummy(table)
 
 
 def _stamp(stat: os.stat_result) -> tuple[int, int, int, int]:
@@ -274,12 +304,12 @@ _GONE = (-1, -1, -1, -1)
 
 
 # Threads do not survive fork (gunicorn --preload): restart watchers in the child.
-_AFTER_FORK: weakref.WeakSet[HtpasswdUsers] = weakref.WeakSet()
+_AFTER_FORK: weakref.WeakSet[WatchedFile[Any]] = weakref.WeakSet()
 
 
 def _restart_watchers() -> None:
-    for users in list(_AFTER_FORK):
-        users._start_watcher()
+    for source in list(_AFTER_FORK):
+        source._start_watcher()
 
 
 os.register_at_fork(after_in_child=_restart_watchers)
@@ -346,16 +376,27 @@ def _is_async_callable(obj: Any) -> bool:
     )
 
 
-def make_user_source(users: object, *, reload_interval: float = 2.0) -> UserSource:
-    """Turn the ``users=`` option into a source, failing with a message that says what to pass."""
+def make_user_source(users: object, *, reload_interval: float = 2.0, realm: str | None = None,
+                     digest_algorithms: tuple[str, ...] = ()) -> UserSource:
+    """Turn the ``users=`` option into a source, failing with a message that says what to pass.
+
+    A path is an htpasswd file, or a digest users file when its entries read
+    ``user:realm:secret`` (then ``realm`` picks its entries and ``digest_algorithms``
+    are the secrets every entry must have).
+    """
     if users is None:
         raise ValueError(
             "users is required: pass a path to an htpasswd file, a mapping of user name to "
             "password hash, or a callable (username, password) -> bool"
         )
-    if isinstance(users, _HashedUsers | CallableUsers | AsyncCallableUsers):
+    from proxygate.auth.digest_file import DigestFileUsers, is_digest_text
+
+    if isinstance(users, _HashedUsers | CallableUsers | AsyncCallableUsers | DigestFileUsers):
         return users
     if isinstance(users, str | os.PathLike):
+        if _sniff_digest(users, is_digest_text):
+            return DigestFileUsers(users, realm=realm or "", algorithms=digest_algorithms,
+                                   reload_interval=reload_interval)
         return HtpasswdUsers(users, reload_interval=reload_interval)
     if isinstance(users, Mapping):
         return MappingUsers(users)
@@ -366,3 +407,12 @@ def make_user_source(users: object, *, reload_interval: float = 2.0) -> UserSour
     raise TypeError(
         f"users must be a path, a mapping or a callable, not {type(users).__name__}"
     )
+
+
+def _sniff_digest(path: str | os.PathLike[str], is_digest_text: Callable[[str], bool]) -> bool:
+    """Whether the file holds digest entries; unreadable files are left to the loader to report."""
+    try:
+        with open(path, "rb") as handle:
+            return is_digest_text(handle.read().decode("utf-8", "replace"))
+    except OSError:
+        return False

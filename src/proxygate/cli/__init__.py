@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from proxygate import __version__
-from proxygate.cli import forward_auth, gateway_config, serve, users
+from proxygate.cli import forward_auth, gateway_config, serve, tokens, users
 from proxygate.cli._arguments import report_unrecognized
 from proxygate.cli._common import (
     EXIT_FAILED,
@@ -61,11 +61,12 @@ def _where(exc: BaseException) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="proxygate",
-        description="Manage htpasswd users files and serve an app behind proxygate.",
+        description="Manage users and tokens files and serve an app behind proxygate.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     users.register(commands)
+    tokens.register(commands)
     serve.register(commands)
     forward_auth.register(commands)
     gateway_config.register(commands)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from proxygate._demo import answer_lifespan
+from proxygate.auth.digest_file import ALGORITHMS, check_digest_realm, digest_fields
 from proxygate.auth.hashing import hash_password
 from proxygate.auth.htpasswd import write_htpasswd_atomic
 from proxygate.cli._common import (
@@ -46,7 +47,21 @@ def register(commands: Any) -> None:
         "app", metavar="MODULE:APP", nargs="?", default=None,
         help="the app to serve, e.g. mysite.wsgi:application (default: the demo app)",
     )
-    serve.add_argument("--users", metavar="FILE", help="htpasswd users file")
+    serve.add_argument("--users", metavar="FILE",
+                       help="users file: htpasswd, or a digest users file (which Digest needs)")
+    serve.add_argument(
+        "--auth-scheme", metavar="SCHEME", action="append", default=None,
+        choices=("basic", "digest", "bearer"),
+        help="a scheme to offer, one challenge each in this order; repeatable "
+        "(default: basic). See docs/schemes.md",
+    )
+    serve.add_argument("--tokens", metavar="FILE",
+                       help="tokens file for --auth-scheme bearer ('proxygate tokens add')")
+    serve.add_argument(
+        "--digest-algorithm", metavar="ALGORITHM", action="append", default=None,
+        choices=("SHA-256", "SHA-512-256", "MD5"),
+        help="a Digest algorithm to offer; repeatable (default: SHA-256)",
+    )
     serve.add_argument("--realm", default="proxygate", help="realm (default: proxygate)")
     serve.add_argument(
         "--mode", choices=("proxy", "origin"), default="proxy",
@@ -183,24 +198,44 @@ def _serve(args: argparse.Namespace) -> int:
     # handler it found. Found the default, the process would die on the spot and leave
     # the demo users file behind; found this one, cleanup runs first. Installed before
     # the file exists, so a SIGTERM during start-up cleans up too.
+    schemes = tuple(dict.fromkeys(args.auth_scheme or ["basic"]))
+    wants_users = "basic" in schemes or "digest" in schemes
+    if "bearer" in schemes and args.tokens is None:
+        raise CommandError("--auth-scheme bearer needs --tokens FILE (make one with "
+                           "'proxygate tokens add FILE NAME')")
+    if args.tokens is not None and "bearer" not in schemes:
+        raise CommandError("--tokens needs --auth-scheme bearer")
+    if args.users is not None and not wants_users:
+        raise CommandError("--users needs --auth-scheme basic or digest")
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     demo_dir: str | None = None
     terminated = False
     try:
-        if args.users is None:
+        users_path: str | None = args.users
+        password = None
+        if users_path is None and wants_users:
             password = secrets.token_urlsafe(12)
-            stored = _demo_hash(password)
+            digest = "digest" in schemes  # Digest needs a digest users file; it serves Basic too
+            if digest:
+                try:
+                    check_digest_realm(args.realm)
+                except ValueError as exc:
+                    raise CommandError(str(exc)) from None
+                entry = digest_fields(_DEMO_USER, args.realm, password, tuple(ALGORITHMS))
+                line = f"{_DEMO_USER}:{args.realm}:{entry}\n"
+            else:
+                line = f"{_DEMO_USER}:{_demo_hash(password)}\n"
             try:
                 demo_dir = tempfile.mkdtemp(prefix="proxygate-demo-")
-                users_path = os.path.join(demo_dir, "htpasswd")
-                write_htpasswd_atomic(users_path, [f"{_DEMO_USER}:{stored}\n"])
+                users_path = os.path.join(demo_dir, "digest" if digest else "htpasswd")
+                write_htpasswd_atomic(users_path, [line])
             except OSError as exc:
                 raise CommandError(
                     f"cannot write the demo users file in {tempfile.gettempdir()}: {exc.strerror}"
                 ) from None
-        else:
-            users_path = args.users
-            password = None
+        options: dict[str, Any] = {"schemes": schemes, "tokens": args.tokens}
+        if args.digest_algorithm:
+            options["digest_algorithms"] = tuple(dict.fromkeys(args.digest_algorithm))
         try:
             gate = ProxyGateMiddleware(
                 app,
@@ -210,6 +245,7 @@ def _serve(args: argparse.Namespace) -> int:
                 exempt_paths=tuple(exempt),
                 reload_interval=args.reload_interval,
                 **client_address_options(args),
+                **options,
             )
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from None
@@ -256,7 +292,7 @@ def _demo_hash(password: str) -> str:
         raise CommandError(str(exc)) from None
 
 
-def _print_banner(args: argparse.Namespace, label: str, users_path: str,
+def _print_banner(args: argparse.Namespace, label: str, users_path: str | None,
                   password: str | None, exempt: Sequence[str]) -> None:
     host = args.host
     if host in ("0.0.0.0", ""):
@@ -266,19 +302,27 @@ def _print_banner(args: argparse.Namespace, label: str, users_path: str,
     if ":" in host:
         host = f"[{host}]"
     base = f"http://{host}:{args.port}"
-    lines = [f"proxygate: serving {label} on {base} ({args.mode} mode, realm {args.realm!r})"]
+    schemes = ", ".join(dict.fromkeys(args.auth_scheme or ["basic"]))
+    lines = [f"proxygate: serving {label} on {base} ({args.mode} mode, realm {args.realm!r}, "
+             f"schemes {schemes})"]
     if exempt:
         lines.append(f"proxygate: open without credentials: {', '.join(exempt)}")
+    if args.tokens is not None:
+        lines.append(f"proxygate: tokens from {args.tokens}")
     if password is None:
-        lines.append(f"proxygate: users from {users_path}")
+        if users_path is not None:
+            lines.append(f"proxygate: users from {users_path}")
     else:
         lines.append(f"proxygate: demo user: {_DEMO_USER}  password: {password}")
         lines.append("proxygate: try:")
+        digest = "digest" in (args.auth_scheme or ())
         if args.mode == "proxy":
-            lines.append(f"  curl -x {base} --proxy-user {_DEMO_USER}:{password} "
+            flag = "--proxy-digest " if digest else ""
+            lines.append(f"  curl -x {base} {flag}--proxy-user {_DEMO_USER}:{password} "
                          "http://example.internal/hello")
         else:
-            lines.append(f"  curl -u {_DEMO_USER}:{password} {base}/hello")
+            flag = "--digest " if digest else ""
+            lines.append(f"  curl {flag}-u {_DEMO_USER}:{password} {base}/hello")
     print("\n".join(lines), flush=True)
 
 

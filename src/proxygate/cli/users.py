@@ -28,6 +28,7 @@ from proxygate.auth.htpasswd import (
     set_htpasswd_entry,
     write_htpasswd_atomic,
 )
+from proxygate.cli import _digest_users as digest_users
 from proxygate.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -47,9 +48,9 @@ def register(commands: Any) -> None:
     """Add ``users`` and its actions to the top-level subparsers."""
     users = commands.add_parser(
         "users",
-        help="add, change, delete, verify or list users in an htpasswd file",
-        description="Edit an htpasswd users file. Passwords come from a prompt or "
-        "--password-stdin, never from the command line.",
+        help="add, change, delete, verify or list users in an htpasswd or digest users file",
+        description="Edit an htpasswd users file, or with --digest a digest users file. "
+        "Passwords come from a prompt or --password-stdin, never from the command line.",
     )
     users.set_defaults(command=lambda _args: missing_subcommand(users))
     actions = users.add_subparsers(title="actions", metavar="ACTION", parser_class=Parser)
@@ -58,9 +59,25 @@ def register(commands: Any) -> None:
                user: bool = True, new_password: bool = False,
                password: bool = False) -> None:
         sub = actions.add_parser(name, help=help_, description=help_)
-        sub.add_argument("file", metavar="FILE", help="the htpasswd file")
+        sub.add_argument("file", metavar="FILE", help="the htpasswd or digest users file")
         if user:
             sub.add_argument("user", metavar="USER", help="the user name")
+        if new_password:
+            sub.add_argument(
+                "--digest", action="store_true",
+                help="write a Digest entry (user:realm:secrets, Apache htdigest compatible) "
+                "into a digest users file; it serves Basic too. Needs --realm",
+            )
+            sub.add_argument(
+                "--algorithm", action="append", choices=digest_users.DEFAULT_ALGORITHMS, default=None,
+                help="with --digest: a secret to store; repeatable (default: all of "
+                f"{', '.join(digest_users.DEFAULT_ALGORITHMS)})",
+            )
+        if new_password or (user and name != "list"):
+            sub.add_argument(
+                "--realm", default=None,
+                help="the realm of a digest users file's entry (with --digest: required)",
+            )
         if new_password:
             sub.add_argument(
                 "--scheme", choices=ALLOWED_SCHEMES, default=DEFAULT_SCHEME,
@@ -98,6 +115,12 @@ def _users_set(args: argparse.Namespace) -> int:
 def _store_password(args: argparse.Namespace, *, replace: bool) -> int:
     user = _user_name(args.user)
     lines = _read_lines(args.file, missing_ok=True)
+    if args.digest:
+        return digest_users.store(args, lines, user, replace=replace,
+                                  new_password=lambda: _new_password(args),
+                                  write=lambda new: _write_lines(args.file, new))
+    if digest_users.is_digest_file(lines):
+        raise CommandError(f"{args.file} is a digest users file: add --digest --realm REALM")
     exists = user in _index(lines, args.file)
     if exists and not replace:
         raise CommandError(
@@ -116,6 +139,8 @@ def _store_password(args: argparse.Namespace, *, replace: bool) -> int:
 def _users_delete(args: argparse.Namespace) -> int:
     user = _user_name(args.user)
     lines = _read_lines(args.file)
+    if digest_users.is_digest_file(lines):
+        return digest_users.delete(args, lines, user, lambda new: _write_lines(args.file, new))
     if user not in _index(lines, args.file):
         raise CommandError(f"no user {user!r} in {args.file}", EXIT_FAILED)
     _write_lines(args.file, remove_htpasswd_entry(lines, user))
@@ -128,6 +153,9 @@ def _users_verify(args: argparse.Namespace) -> int:
     # saying "no such user" apart from "wrong password" reveals nothing new.
     user = _user_name(args.user)
     lines = _read_lines(args.file)
+    if digest_users.is_digest_file(lines):
+        return digest_users.verify(
+            args, lines, user, lambda: _read_password(args, prompt="Password: ", confirm=False))
     entry = _index(lines, args.file).get(user)
     if entry is None:
         raise CommandError(f"no user {user!r} in {args.file}", EXIT_FAILED)
@@ -145,7 +173,10 @@ def _users_verify(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    for user in _index(_read_lines(args.file), args.file):
+    lines = _read_lines(args.file)
+    if digest_users.is_digest_file(lines):
+        return digest_users.list_users(args, lines)
+    for user in _index(lines, args.file):
         print(user)
     return EXIT_OK
 
@@ -184,6 +215,11 @@ def _write_lines(path: str, lines: list[str]) -> None:
         raise CommandError(f"cannot write {path}: {exc.strerror}") from None
     # The edit itself succeeded; say so if the gate would still refuse the file,
     # e.g. another entry uses a hash scheme proxygate does not accept.
+    if digest_users.is_digest_file(lines):
+        problem = digest_users.check_written(lines, path)
+        if problem is not None:
+            print_warning(f"proxygate will not load this file until it is fixed: {problem}")
+        return
     try:
         users = parse_htpasswd("".join(lines), path)
     except HtpasswdError as exc:
@@ -202,7 +238,7 @@ def _new_password(args: argparse.Namespace) -> str:
             "the password contains a control character; Basic credentials carrying one "
             "are refused, so it could never log in"
         )
-    if args.scheme == "bcrypt" and len(password.encode("utf-8")) > _BCRYPT_MAX_BYTES:
+    if not args.digest and args.scheme == "bcrypt" and len(password.encode("utf-8")) > _BCRYPT_MAX_BYTES:
         raise CommandError(
             "bcrypt uses at most 72 bytes of a password and this one is longer; choose a "
             "shorter one or --scheme argon2 / sha512_crypt"

@@ -172,7 +172,8 @@ def _head(request: HttpRequest) -> RequestHead:
     scope = getattr(request, "scope", None)
     if isinstance(scope, Mapping):
         return HeadFromPairs(request.method or "GET", request.path_info,
-                             scope.get("headers", ()), request.META.get("REMOTE_ADDR"))
+                             scope.get("headers", ()), request.META.get("REMOTE_ADDR"),
+                             request.META.get("QUERY_STRING", ""))
     head = EnvironHead(request.META)
     head.path = request.path_info or "/"
     return head
@@ -200,6 +201,13 @@ def _route_absolute_form(request: HttpRequest) -> None:
 def _drops_challenge(request: HttpRequest) -> bool:
     """wsgiref (runserver) answers 500 to a hop-by-hop header; leave Proxy-Authenticate out there."""
     return getattr(request, "scope", None) is None and refuses_hop_by_hop(request.META)
+
+
+def _with_headers(response: HttpResponseBase, decision: Forward) -> HttpResponseBase:
+    """The response with what the gate adds to a success (Digest's Authentication-Info)."""
+    for name, value in decision.headers:
+        response[name.decode("latin-1")] = value.decode("latin-1")
+    return response
 
 
 def _header_pairs(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
@@ -254,9 +262,9 @@ class ProxyGateMiddleware:
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
-        elif self.gate.users.is_async:
+        elif self.gate.is_async:
             raise ImproperlyConfigured(
-                "settings.PROXYGATE: an async users callable needs the ASGI handler "
+                "settings.PROXYGATE: an async users or tokens callable needs the ASGI handler "
                 "(get_asgi_application) and async-capable middleware after proxygate's"
             )
         gate = self.gate
@@ -284,7 +292,7 @@ class ProxyGateMiddleware:
         self._admit(request, decision)
         response = self.get_response(request)
         assert isinstance(response, HttpResponseBase)
-        return self._normalize(request, head, response)
+        return _with_headers(self._normalize(request, head, response), decision)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         _route_absolute_form(request)
@@ -297,10 +305,10 @@ class ProxyGateMiddleware:
         assert type(decision) is Forward
         self._admit(request, decision)
         response = await self.get_response(request)  # type: ignore[misc]
-        return self._normalize(request, head, response)
+        return _with_headers(self._normalize(request, head, response), decision)
 
     async def _check(self, check: Check) -> Forward | Deny:
-        if not self.gate.users.is_async:
+        if not check.is_async:
             return await sync_to_async(check.run, thread_sensitive=self._thread_sensitive)()
         run_blocking = check.needs_thread
         try:
@@ -308,10 +316,10 @@ class ProxyGateMiddleware:
                 else check.admit()
             if denied is not None:
                 return denied
-            matched = await check.averify()
+            verdict = await check.averify()
             if run_blocking:
-                return await sync_to_async(check.conclude, thread_sensitive=False)(matched)
-            return check.conclude(matched)
+                return await sync_to_async(check.conclude, thread_sensitive=False)(verdict)
+            return check.conclude(verdict)
         except BaseException:
             # An unfinished check gives its reservation back (a success never counts).
             if run_blocking:
@@ -338,32 +346,33 @@ class ProxyGateMiddleware:
         meta.pop("HTTP_REMOTE_USER", None)
         if identity is not None:
             meta["REMOTE_USER"] = meta["HTTP_REMOTE_USER"] = identity.username
+            meta["AUTH_TYPE"] = identity.scheme
 
     def _normalize(self, request: HttpRequest, head: RequestHead,
                    response: HttpResponseBase) -> HttpResponseBase:
         status = response.status_code
         if status < 400:
             return response
-        gate = self.gate
+        errors = self.gate.errors
         drop_challenge = _drops_challenge(request)
         headers = _header_pairs(response)
-        action = gate.response_action(status, headers)
+        action = errors.response_action(status, headers)
         if action is Action.PASS:
-            patched = gate.with_challenge(status, headers)
+            patched = errors.with_challenge(status, headers)
             for name, value in patched[len(headers):]:
                 if not (drop_challenge and name == b"proxy-authenticate"):
                     response[name.decode("latin-1")] = value.decode("latin-1")
             return response
         exc = request.__dict__.pop(_EXCEPTION_ATTR, None)
         if exc is not None and status >= 500:
-            envelope = gate.exception_response(head, exc, log=False)
+            envelope = errors.exception_response(head, exc, log=False)
         else:
             body = None
             if action is Action.INSPECT and isinstance(response, HttpResponse):
                 content = response.content
-                if len(content) <= gate.policy.max_error_body:
+                if len(content) <= errors.policy.max_error_body:
                     body = content
-            envelope = gate.replace_response(head, status, headers, body)
+            envelope = errors.replace_response(head, status, headers, body)
         replacement = _to_django(envelope, drop_challenge)
         replacement.cookies = response.cookies
         # Django logged the original already; the handler must not log the stand-in again.

@@ -7,7 +7,7 @@ import itertools
 import logging
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any, Protocol
 
@@ -81,14 +81,16 @@ class HeadFromPairs:
     """A request head over ``(name, value)`` pairs, as ASGI carries them."""
 
     # ``rendered``: the envelope last rendered for this request, unset until then.
-    __slots__ = ("client", "headers", "method", "path", "rendered", "request_id")
+    __slots__ = ("client", "headers", "method", "path", "query", "rendered", "request_id")
 
     def __init__(self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]],
-                 client: str | None = None) -> None:
+                 client: str | None = None, query: str | None = None) -> None:
         self.method = method
         self.path = path
         self.headers = headers
         self.client = client
+        #: The raw query string, when the shell knows it (Digest binds its uri to it).
+        self.query = query
         self.request_id: str | None = None
 
     def header_values(self, name: bytes) -> list[bytes]:
@@ -127,10 +129,15 @@ def _lower_reason(status: int) -> bytes:
 class ErrorHandler:
     """Renders, rewrites and logs errors; built once from a :class:`Config`."""
 
-    def __init__(self, config: Config, *, challenge: bytes | None = None) -> None:
+    def __init__(self, config: Config, *, challenge: bytes | None = None,
+                 challenges: Callable[[], Sequence[bytes]] | None = None) -> None:
         self.config = config
-        #: The gate's ``Basic realm=...`` challenge, added to app 401/407s that lack one.
-        self.challenge = challenge
+        #: The gate's challenges (one per scheme, fresh Digest nonces each time), added to
+        #: app 401/407s that carry none. ``challenge`` is the one-value shorthand.
+        if challenges is None and challenge is not None:
+            fixed = [challenge]
+            challenges = fixed.copy
+        self.challenges = challenges
         try:
             self.renderer = ErrorRenderer(
                 request_id_in_body=config.request_id_in_body,
@@ -228,12 +235,12 @@ class ErrorHandler:
         """An app's 401/407 gets the gate's challenge when it carries none."""
         name = b"proxy-authenticate" if status == 407 else b"www-authenticate"
         if (
-            self.challenge is None
+            self.challenges is None
             or status not in (401, 407)
             or any(key.lower() == name for key, _ in headers)
         ):
             return headers
-        return [*headers, (name, self.challenge)]
+        return [*headers, *((name, value) for value in self.challenges())]
 
     def replace_response(self, head: RequestHead, status: int,
                          headers: Iterable[tuple[bytes, bytes]],

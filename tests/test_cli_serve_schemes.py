@@ -1,0 +1,79 @@
+"""`proxygate serve --auth-scheme ... --tokens ...`: the schemes option from the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from proxygate.auth.digest_file import digest_fields
+from proxygate.auth.tokens import hash_token, new_token
+from support.binaries import require_binary
+from support.servers import RunningServer
+from test_cli_serve import serve, serve_fails
+
+pytestmark = pytest.mark.server
+
+ALL = ("MD5", "SHA-256", "SHA-512-256")
+
+
+def curl(server: RunningServer, *args: str) -> tuple[int, str]:
+    binary = require_binary("curl", install="apt-get install curl")
+    done = subprocess.run([binary, "-sS", "--max-time", "20", "-x", server.url, "-o", "-",
+                           "-w", "\n%{http_code}", *args, "http://example.internal/hello"],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": "/usr/bin:/bin"})
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status or 0), body
+
+
+def test_digest_and_basic_from_one_file_through_serve(tmp_path: Path) -> None:
+    users = tmp_path / "users.digest"
+    users.write_text(f"alice:team:{digest_fields('alice', 'team', 'pw', ALL)}\n")
+    with serve("--users", str(users), "--realm", "team", "--auth-scheme", "digest",
+               "--auth-scheme", "basic", "--digest-algorithm", "MD5") as server:
+        digest = curl(server, "--proxy-digest", "--proxy-user", "alice:pw")
+        basic = curl(server, "--proxy-user", "alice:pw")
+        assert "schemes digest, basic" in server.output()
+    assert digest[0] == 200 and json.loads(digest[1])["user"] == "alice"
+    assert basic[0] == 200
+
+
+def test_bearer_with_a_tokens_file_through_serve(tmp_path: Path) -> None:
+    token = new_token()
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ci:{hash_token(token)}\n")
+    with serve("--auth-scheme", "bearer", "--tokens", str(tokens)) as server:
+        ok = curl(server, "--proxy-header", f"Proxy-Authorization: Bearer {token}")
+        refused = curl(server, "--proxy-header", "Proxy-Authorization: Bearer nope")
+    assert ok[0] == 200 and json.loads(ok[1])["user"] == "ci"
+    assert refused[0] == 407
+
+
+def test_the_digest_demo_prints_a_curl_line_that_works(tmp_path: Path) -> None:
+    with serve("--auth-scheme", "digest") as server:
+        server.wait_for_output("curl -x")
+        line = re.search(r"curl -x \S+ --proxy-digest --proxy-user (\S+) ", server.output())
+        assert line is not None
+        status, body = curl(server, "--proxy-digest", "--proxy-user", line.group(1))
+    assert status == 200 and json.loads(body)["user"] == "demo"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--auth-scheme", "bearer"], "--tokens"),
+    (["--tokens", "t"], "--auth-scheme bearer"),
+    (["--auth-scheme", "ntlm"], "invalid choice"),
+])
+def test_scheme_flag_mistakes_are_named(tmp_path: Path, args: list[str], message: str) -> None:
+    assert message in serve_fails(tmp_path, *args)
+
+
+def test_digest_over_an_htpasswd_file_fails_naming_digest(tmp_path: Path) -> None:
+    from proxygate.auth.hashing import hash_password
+
+    users = tmp_path / "htpasswd"
+    users.write_text(f"alice:{hash_password('pw', 'sha256_crypt')}\n")
+    assert "digest" in serve_fails(tmp_path, "--users", str(users), "--auth-scheme", "digest")
