@@ -24,7 +24,7 @@ from test_schemes_clients import uvicorn
 pytestmark = pytest.mark.server
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "schemes.md"
-SNIPPET = re.compile(r"<!-- snippet: ([a-z-]+) -->\n```(sh|python)\n(.*?)\n```", re.DOTALL)
+SNIPPET = re.compile(r"<!-- snippet: ([a-z-]+) -->\n```(console|python)\n(.*?)\n```", re.DOTALL)
 TOKEN = new_token()
 
 
@@ -66,9 +66,10 @@ def test_a_snippet_works_as_written(name: str, servers: dict[str, RunningServer]
         monkeypatch.delenv(variable, raising=False)  # the snippets' own proxy, nobody else's
     kind, code = snippets()[name]
     code = localize(code, servers)
-    if kind == "sh":
+    if kind == "console":
         require_binary("curl", install="apt-get install curl")
-        done = subprocess.run(["bash", "-c", code + " --fail -sS --max-time 20"],
+        command = code.removeprefix("$ ")
+        done = subprocess.run(["bash", "-c", command + " --fail -sS --max-time 20"],
                               capture_output=True, text=True, timeout=60, check=False,
                               env={"PATH": "/usr/bin:/bin", "TOKEN": TOKEN})
         assert done.returncode == 0, done.stderr
