@@ -12,7 +12,7 @@ import pytest
 from proxygate.auth.digest_file import digest_fields
 from proxygate.auth.tokens import hash_token, new_token
 from support.binaries import require_binary
-from support.servers import RunningServer
+from support.servers import PYTHON, RunningServer, run_server
 from test_cli_serve import serve, serve_fails
 
 pytestmark = pytest.mark.server
@@ -77,3 +77,42 @@ def test_digest_over_an_htpasswd_file_fails_naming_digest(tmp_path: Path) -> Non
     users = tmp_path / "htpasswd"
     users.write_text(f"alice:{hash_password('pw', 'sha256_crypt')}\n")
     assert "digest" in serve_fails(tmp_path, "--users", str(users), "--auth-scheme", "digest")
+
+
+def test_forward_auth_answers_digest_and_bearer_as_its_flags_say(tmp_path: Path) -> None:
+    # The generic dialect without X-Forwarded-* headers: the check request is the request,
+    # so a client may ask the service itself, as a gateway would on its behalf.
+    users = tmp_path / "users.digest"
+    users.write_text(f"alice:team:{digest_fields('alice', 'team', 'pw', ALL)}\n")
+    token = new_token()
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ci:{hash_token(token)}\n")
+    binary = require_binary("curl", install="apt-get install curl")
+    command = [PYTHON, "-m", "proxygate", "forward-auth", "--port", "{port}", "--mode", "origin",
+               "--realm", "team", "--users", str(users), "--tokens", str(tokens),
+               "--auth-scheme", "digest", "--auth-scheme", "bearer"]
+    with run_server(command) as server:
+        def ask(*args: str) -> tuple[int, str]:
+            done = subprocess.run([binary, "-sS", "--max-time", "20", "-D", "-", "-o",
+                                   "/dev/null", *args, f"{server.url}/check?x=1"],
+                                  capture_output=True, text=True, timeout=60, check=False,
+                                  env={"PATH": "/usr/bin:/bin"})
+            status = int(re.findall(r"^HTTP/1.1 (\d+)", done.stdout, re.MULTILINE)[-1])
+            return status, done.stdout.lower()
+
+        digest = ask("--digest", "-u", "alice:pw")
+        bearer = ask("-H", f"Authorization: Bearer {token}")
+        refused = ask("-H", "Authorization: Bearer nope")
+        assert "schemes digest, bearer" in server.output()
+    assert digest[0] == 200 and "x-authenticated-user: alice" in digest[1]
+    assert bearer[0] == 200 and "x-authenticated-user: ci" in bearer[1]
+    assert refused[0] == 401 and 'error="invalid_token"' in refused[1]
+
+
+def test_forward_auth_with_bearer_alone_needs_no_users(capsys: pytest.CaptureFixture[str]) -> None:
+    from proxygate.cli import main
+
+    # Past the users check, the next mistake is the one named.
+    assert main(["forward-auth", "--auth-scheme", "bearer", "--port", "99999"]) == 2
+    error = capsys.readouterr().err
+    assert "--port 99999" in error and "--users" not in error

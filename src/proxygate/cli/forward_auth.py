@@ -32,7 +32,22 @@ def register(commands: Any) -> None:
     )
     # Required options are checked by the command, not argparse: argparse would complain
     # about them before naming a mistyped option (see cli/_arguments.py).
-    command.add_argument("--users", metavar="FILE", help="htpasswd users file (required)")
+    command.add_argument("--users", metavar="FILE",
+                         help="users file: htpasswd, or a digest users file (which Digest "
+                         "needs); required unless --auth-scheme bearer alone")
+    command.add_argument(
+        "--auth-scheme", metavar="SCHEME", action="append", default=None,
+        choices=("basic", "digest", "bearer"),
+        help="a scheme to offer, one challenge each in this order; repeatable "
+        "(default: basic). See docs/schemes.md",
+    )
+    command.add_argument("--tokens", metavar="FILE",
+                         help="tokens file for --auth-scheme bearer ('proxygate tokens add')")
+    command.add_argument(
+        "--digest-algorithm", metavar="ALGORITHM", action="append", default=None,
+        choices=("SHA-256", "SHA-512-256", "MD5"),
+        help="a Digest algorithm to offer; repeatable (default: SHA-256)",
+    )
     command.add_argument(
         "--gateway", choices=DIALECTS, default="generic",
         help="which gateway asks, and so how the original request is described and how "
@@ -77,7 +92,15 @@ def register(commands: Any) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on the command line; they win over PROXYGATE_* variables."""
-    options: dict[str, Any] = {"users": args.users}
+    options: dict[str, Any] = {}
+    if args.users is not None:
+        options["users"] = args.users
+    if args.auth_scheme is not None:
+        options["schemes"] = tuple(dict.fromkeys(args.auth_scheme))
+    if args.tokens is not None:
+        options["tokens"] = args.tokens
+    if args.digest_algorithm is not None:
+        options["digest_algorithms"] = tuple(dict.fromkeys(args.digest_algorithm))
     if args.realm is not None:
         options["realm"] = args.realm
     if args.mode is not None:
@@ -99,7 +122,7 @@ def _forward_auth(args: argparse.Namespace) -> int:
     from proxygate.config import Config
     from proxygate.forward_auth import ForwardAuthApp
 
-    if args.users is None:
+    if args.users is None and set(args.auth_scheme or ["basic"]) - {"bearer"}:
         raise CommandError("--users FILE is required: the service needs a users file")
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port {args.port} is not a port number")
@@ -110,7 +133,9 @@ def _forward_auth(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     print(
         f"proxygate: forward-auth for {args.gateway} on http://{args.host}:{args.port} "
-        f"({config.mode} mode, realm {config.realm!r}, users from {args.users})",
+        f"({config.mode} mode, realm {config.realm!r}, schemes {', '.join(config.schemes)}"
+        + (f", users from {args.users}" if args.users is not None else "")
+        + (f", tokens from {args.tokens}" if args.tokens is not None else "") + ")",
         flush=True,
     )
     uvicorn.run(
