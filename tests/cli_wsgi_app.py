@@ -13,6 +13,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     remote_user = environ.get("REMOTE_USER")
     body = json.dumps({
         "remote_user": remote_user.encode("latin-1").decode("utf-8") if remote_user else None,
+        "auth_type": environ.get("AUTH_TYPE"),
         "method": environ["REQUEST_METHOD"],
         "path": environ["PATH_INFO"],
         "host": environ.get("HTTP_HOST"),

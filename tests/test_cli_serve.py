@@ -194,7 +194,7 @@ def test_a_wsgi_app_is_detected_and_gets_the_identity_in_remote_user(wsgi: Runni
                     "http://example.internal/hello")
     assert response.status == 200
     assert response.json() == {
-        "remote_user": "alice", "method": "GET", "path": "/hello",
+        "remote_user": "alice", "auth_type": "Basic", "method": "GET", "path": "/hello",
         "host": "example.internal", "proxy_authorization": None, "identity_headers": [],
     }
 

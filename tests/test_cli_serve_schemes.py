@@ -116,3 +116,17 @@ def test_forward_auth_with_bearer_alone_needs_no_users(capsys: pytest.CaptureFix
     assert main(["forward-auth", "--auth-scheme", "bearer", "--port", "99999"]) == 2
     error = capsys.readouterr().err
     assert "--port 99999" in error and "--users" not in error
+
+
+def test_a_wsgi_app_behind_serve_gets_auth_type_digest(tmp_path: Path) -> None:
+    from support.servers import TESTS
+
+    users = tmp_path / "users.digest"
+    users.write_text(f"alice:team:{digest_fields('alice', 'team', 'pw', ALL)}\n")
+    with serve("cli_wsgi_app:app", "--app-dir", str(TESTS), "--users", str(users),
+               "--realm", "team", "--auth-scheme", "digest") as server:
+        status, body = curl(server, "--proxy-digest", "--proxy-user", "alice:pw")
+    assert status == 200
+    seen = json.loads(body)
+    assert seen["remote_user"] == "alice" and seen["auth_type"] == "Digest"
+    assert seen["identity_headers"] == []

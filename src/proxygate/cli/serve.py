@@ -345,7 +345,8 @@ def _log_config(level: str) -> dict[str, Any]:
 
 
 class _WSGIBehindGate:
-    """A WSGI app as an ASGI app under the gate, with the identity in ``REMOTE_USER``.
+    """A WSGI app as an ASGI app under the gate, the identity in ``REMOTE_USER`` and
+    ``AUTH_TYPE``.
 
     The ASGI-to-WSGI adapter (a2wsgi if installed, else uvicorn's own) builds the
     environ from the scope's headers alone, so the identity crosses it in a header
@@ -374,15 +375,19 @@ class _WSGIBehindGate:
             await send({"type": "websocket.close", "code": 1000})
             return
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != self._header]
-        username = getattr(scope.get("user"), "username", None)
+        user = scope.get("user")
+        username = getattr(user, "username", None)
         if isinstance(username, str) and username:
-            headers.append((self._header, username.encode("utf-8")))
+            # "<scheme> <user name>": the scheme is a token, so the first space splits them.
+            scheme = getattr(user, "scheme", "Basic")
+            headers.append((self._header, f"{scheme} {username}".encode()))
         await self._adapter({**scope, "headers": headers}, receive, send)
 
     def _call_wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         identity = environ.pop(self._environ_key, None)
         environ.pop("REMOTE_USER", None)
+        environ.pop("AUTH_TYPE", None)
         if identity is not None:
             # Already UTF-8 bytes decoded as latin-1: PEP 3333's native strings.
-            environ["REMOTE_USER"] = identity
+            environ["AUTH_TYPE"], _, environ["REMOTE_USER"] = identity.partition(" ")
         return self._app(environ, start_response)
