@@ -356,3 +356,8 @@ def test_the_config_repr_hides_the_nonce_secret(digest_file: Path) -> None:
     gate = make_gate(users=str(digest_file), realm=REALM, schemes=("digest",),
                      nonce_secret=SECRET)
     assert SECRET not in repr(gate) and SECRET not in repr(gate.config)
+
+
+def test_digest_over_a_directory_is_a_startup_error_naming_digest() -> None:
+    with pytest.raises(ConfigError, match=r"cannot serve digest.*LdapUsers|LdapUsers.*digest"):
+        make_gate(users="ldap://127.0.0.1:1/dc=example,dc=com?uid?sub", schemes=("digest",))
