@@ -7,7 +7,7 @@ well-formed Deny, never an exception, and forwards only the right credentials.
 The default run is small and derandomized (fast, never flaky); CI's deeper run sets
 ``HYPOTHESIS_PROFILE=deep`` (see ``support/hypothesis_profiles.py``).
 
-Credential schemes are entries of :data:`SCHEMES`: a new scheme (Digest, Bearer) is one
+Credential schemes are entries of :data:`SCHEMES` (Basic, Digest, Bearer): a new scheme is one
 function returning a :class:`CredentialScheme` (how to parse, its error, valid values and
 how to render them), appended to the list; every property below then covers it.
 """
@@ -34,7 +34,6 @@ from proxygate._http import (
     split_absolute_target,
     split_authorization,
 )
-from proxygate.auth.basic import BasicCredentials, MalformedCredentials
 from proxygate.auth.hashing import hash_password
 from proxygate.auth.htpasswd import (
     HtpasswdError,
@@ -43,6 +42,9 @@ from proxygate.auth.htpasswd import (
     parse_htpasswd,
     set_htpasswd_entry,
 )
+from proxygate.auth.schemes.basic import BasicCredentials, MalformedCredentials
+from proxygate.auth.schemes.bearer import BearerCredentials
+from proxygate.auth.schemes.digest import DigestCredentials
 from proxygate.config import FORWARDED_HEADERS, Config
 from proxygate.errors.envelope import ErrorRenderer
 from proxygate.errors.handler import MAX_REQUEST_ID, ErrorHandler
@@ -91,7 +93,48 @@ def basic_scheme() -> CredentialScheme:
     )
 
 
-SCHEMES = [basic_scheme()]
+
+
+HEX = "0123456789abcdef"
+#: Printable ASCII without '"' and '\\': nonce, uri, cnonce and opaque travel as they are.
+ASCII_VALUE = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E,
+                                    blacklist_characters='"\\\\'), min_size=1, max_size=30)
+
+
+def digest_scheme() -> CredentialScheme:
+    algorithm = st.sampled_from(["MD5", "SHA-256", "SHA-512-256"])
+    user = PRINTABLE.filter(bool)
+
+    def credentials(draw_algorithm: str) -> st.SearchStrategy[DigestCredentials]:
+        length = 32 if draw_algorithm == "MD5" else 64
+        return st.builds(
+            DigestCredentials, username=user, realm=PRINTABLE, nonce=ASCII_VALUE,
+            uri=ASCII_VALUE, response=st.text(HEX, min_size=length, max_size=length),
+            algorithm=st.just(draw_algorithm), nc=st.text(HEX, min_size=8, max_size=8),
+            cnonce=ASCII_VALUE, userhash=st.booleans(),
+            opaque=st.none() | ASCII_VALUE, extended=st.booleans())
+
+    return CredentialScheme(
+        name="digest",
+        parse=DigestCredentials.from_header,
+        error=MalformedCredentials,
+        valid=algorithm.flatmap(credentials),
+        render=DigestCredentials.to_header,
+    )
+
+
+def bearer_scheme() -> CredentialScheme:
+    token = st.from_regex(r"[A-Za-z0-9\-._~+/]+=*", fullmatch=True)
+    return CredentialScheme(
+        name="bearer",
+        parse=BearerCredentials.from_header,
+        error=MalformedCredentials,
+        valid=token.map(BearerCredentials),
+        render=BearerCredentials.to_header,
+    )
+
+
+SCHEMES = [basic_scheme(), digest_scheme(), bearer_scheme()]
 SCHEME_IDS = [scheme.name for scheme in SCHEMES]
 
 
@@ -126,7 +169,8 @@ def test_credentials_read_back_what_was_rendered(scheme: CredentialScheme,
 def test_credentials_repr_never_shows_the_secret(scheme: CredentialScheme,
                                                  data: st.DataObject) -> None:
     credentials = data.draw(scheme.valid)
-    field = "password" if hasattr(credentials, "password") else "token"
+    # Basic's password, Bearer's token, Digest's response.
+    field = next(f for f in ("password", "token", "response") if hasattr(credentials, f))
     secret = getattr(credentials, field)
     blank = dataclasses.replace(credentials, **{field: ""})
     assume(len(secret) >= 3 and secret not in repr(blank))  # not shown anyway, as a user name
