@@ -304,4 +304,7 @@ def test_the_identity_is_the_name_the_source_returns() -> None:
     gate = Gate(Config(users=verify))
     decision = gate.decide(head(basic("ALICE", "pw")))
     assert isinstance(decision, Check)
-    assert decision.conclude(matched).identity.username == "alice"  # type: ignore[union-attr]
+    # The Basic scheme turns the source's answer into the verdict the check concludes on.
+    verdict = gate.schemes[0].verdict("ALICE", matched)  # type: ignore[attr-defined]
+    assert verdict.who == "ALICE"  # the cache keeps asking about the name as sent
+    assert decision.conclude(verdict).identity.username == "alice"  # type: ignore[union-attr]
