@@ -817,10 +817,77 @@ def test_audit_records_never_hold_the_password_header_or_hash(
         decide(gate, auth(value))
     decide(gate, auth(credential("mallory", SECRET)), client="10.9.9.9")
     decide(gate, auth(credential()), client="10.9.9.8")
+    gate.denials.flush()  # the summary of the second wrong password goes out too
     assert len(audit_records(audit)) == 5
     text = audit.text + repr([r.__dict__ for r in audit.records])
     for secret in (SECRET, value.decode(), value.split()[1].decode(), ALICE, "wonder:land"):
         assert secret not in text
+
+
+def test_a_throttled_flood_writes_one_record_and_one_summary_per_window(
+        audit: pytest.LogCaptureFixture) -> None:
+    gate = gate_for(max_failures=2)
+    fail(gate, 2)
+    audit.clear()
+    for _ in range(1000):
+        assert denied(decide(gate, auth(credential("alice", "wrong")))).response.status == 429
+    records = audit_records(audit)
+    assert [(r["outcome"], r["username"]) for r in records] == [("throttled", "alice")]
+    gate.denials.flush()
+    summary = audit_records(audit)[-1]
+    assert (summary["outcome"], summary["client"], summary["more"]) == ("throttled", "10.0.0.1", 999)
+
+
+def test_a_throttled_flood_still_counts_every_429_in_the_metrics() -> None:
+    pytest.importorskip("prometheus_client")
+    from prometheus_client import CollectorRegistry
+
+    from proxygate.errors.metrics import ErrorMetrics
+
+    gate = gate_for(max_failures=1)
+    gate.metrics = ErrorMetrics(CollectorRegistry())
+    fail(gate, 1)
+    for _ in range(50):
+        decide(gate, auth(credential("alice", "wrong")))
+    assert gate.metrics.registry.get_sample_value(
+        "proxygate_auth_outcomes_total", {"outcome": "throttled", "reason": "throttled"}) == 50
+
+
+def test_with_a_memory_store_a_throttled_client_is_answered_without_a_check() -> None:
+    """No Check means no place in the hash budget and, in ASGI, no coroutine or thread."""
+    gate = gate_for(max_failures=2)
+    fail(gate, 2)
+    decision = gate.decide(head(auth(credential())))
+    assert isinstance(decision, Deny)
+    assert decision.response.status == 429
+
+
+def test_a_throttled_user_is_answered_without_a_check_from_any_address() -> None:
+    gate = gate_for(max_failures=100, max_failures_per_user=2)
+    fail(gate, 1, client="192.0.2.1")
+    fail(gate, 1, client="192.0.2.2")
+    decision = gate.decide(head(auth(credential()), client="192.0.2.3"))
+    assert isinstance(decision, Deny)
+    assert decision.response.status == 429
+
+
+def test_with_a_blocking_store_the_throttle_is_asked_inside_the_check() -> None:
+    """A network store is never called from decide(): the ASGI shell runs decide on the loop."""
+
+    class BlockingStore(MemoryThrottleStore):
+        blocking = True
+        looked = 0
+
+        def blocked_for(self, key: str, *, limit: int, window: float) -> float:
+            type(self).looked += 1
+            return super().blocked_for(key, limit=limit, window=window)
+
+    gate = gate_for(max_failures=2, throttle_store=BlockingStore())
+    fail(gate, 2)
+    decision = gate.decide(head(auth(credential())))
+    assert isinstance(decision, Check)
+    assert BlockingStore.looked == 0
+    assert denied(decision.run()).response.status == 429
 
 
 def test_failures_log_at_warning_and_missing_at_info(audit: pytest.LogCaptureFixture) -> None:

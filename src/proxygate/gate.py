@@ -15,6 +15,7 @@ from typing import Any
 from proxygate._http import split_absolute_target
 from proxygate.auth.budget import HashBudget, default_concurrency
 from proxygate.auth.cache import SingleFlight, VerificationCache
+from proxygate.auth.denial_log import DenialLog
 from proxygate.auth.ldap_url import is_ldap_url
 from proxygate.auth.schemes import MalformedCredentials, Scheme, Verdict, make_schemes, scheme_token
 from proxygate.auth.stores import make_throttle_store
@@ -37,6 +38,10 @@ __all__ = [
 ]
 
 auth_log = logging.getLogger("proxygate.auth")
+
+#: Outcomes logged per client and window (the first in full, the rest as one summary):
+#: an attacker decides how many of these there are.
+_SUMMARISED = frozenset({"failure", "throttled"})
 
 #: Retry-After on a 503 for a user source that cannot answer: long enough for a directory
 #: restart or fail-over, short enough that a client does not give up.
@@ -220,13 +225,7 @@ class Check:
                                                         self.username)
         if wait <= 0:
             return None
-        gate.audit("throttled", "throttled", self.username, self._head, scheme=self._label)
-        if gate.errors.metrics is not None:
-            gate.errors.metrics.error(429, "denied")
-        seconds = max(1, math.ceil(wait))
-        return Deny(gate.errors.render(self._head, 429, details=(
-            f"Too many failed authentication attempts; retry after {seconds} seconds."
-        ), headers=[(b"retry-after", str(seconds).encode("ascii"))]))
+        return gate.throttled_response(self._head, self.username, wait, scheme=self._label)
 
     @property
     def _label(self) -> str | None:
@@ -405,6 +404,7 @@ class Gate:
             window=config.failure_window,
             max_failures_per_user=config.max_failures_per_user,
         )
+        self.denials = DenialLog(auth_log, config.failure_window)
         concurrency = config.max_concurrent_hashes or default_concurrency()
         queued = config.max_queued_hashes
         self.hash_budget = HashBudget(concurrency, 2 * concurrency if queued is None else queued)
@@ -474,6 +474,14 @@ class Gate:
             parsed = scheme.parse(value)
         except MalformedCredentials:
             return Check(self, head, scheme, None, None, reason="malformed")
+        if not self.throttle.store.blocking:
+            # A store in this process answers at once: a throttled client gets its 429
+            # here, without a Check, a place in the hash budget or a worker thread.
+            # (Check.admit still counts atomically: two racing attempts cannot both pass.)
+            claimed = scheme.username(parsed)
+            wait = self.throttle.blocked_for(self.client_address(head), claimed)
+            if wait > 0:
+                return self.throttled_response(head, claimed, wait, scheme=scheme.label)
         return Check(self, head, scheme, parsed, key)
 
     def challenge_values(self, *, stale: bool = False,
@@ -504,6 +512,16 @@ class Gate:
         if self.errors.metrics is not None:
             self.errors.metrics.error(400, "denied")
         return Deny(self.errors.render(head, 400, details=details))
+
+    def throttled_response(self, head: RequestHead, username: str | None, wait: float, *,
+                           scheme: str | None = None) -> Deny:
+        """429 with ``Retry-After``: the client (or user) is at its failure limit."""
+        self.audit("throttled", "throttled", username, head, scheme=scheme)
+        if self.errors.metrics is not None:
+            self.errors.metrics.error(429, "denied")
+        seconds = max(1, math.ceil(wait))
+        return Deny(self.errors.render(head, 429,
+                                       headers=[(b"retry-after", str(seconds).encode("ascii"))]))
 
     def unavailable_response(self, head: RequestHead, retry_after: float, *,
                              reason: str = "unavailable", details: str | None = None) -> Deny:
@@ -586,16 +604,19 @@ class Gate:
             level = logging.WARNING if failed else logging.INFO
         if not auth_log.isEnabledFor(level):
             return
+        client = self.client_address(head)
+        if outcome in _SUMMARISED and not self.denials.first(client, outcome, reason, level):
+            return  # counted in its client's summary for this window (docs/throttling.md)
         record = {
             "outcome": outcome,
             "reason": reason,
             "username": username,
             "scheme": scheme,
-            "client": self.client_address(head),
+            "client": client,
             "request_id": self.errors.request_id(head),
         }
         auth_log.log(level, "authentication %s (%s) user=%r scheme=%s client=%s request_id=%s",
-                     outcome, reason, username, scheme or "-", record["client"],
+                     outcome, reason, username, scheme or "-", client,
                      record["request_id"], extra={"proxygate": record})
 
 

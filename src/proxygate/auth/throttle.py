@@ -206,6 +206,25 @@ class Throttle:
             self._store_ok()
         return 0.0, Reservation(self, held) if held else NOTHING
 
+    def blocked_for(self, client: str | None, username: str | None) -> float:
+        """Seconds until neither the client nor the user name is at its limit; counts nothing.
+
+        A look only: :meth:`reserve` still decides, atomically. Store errors answer 0.0
+        (fail open, reported by :meth:`reserve` when it runs into the same error).
+        """
+        store = self.store
+        wait = 0.0
+        try:
+            if client is not None and self.max_failures > 0:
+                wait = store.blocked_for("c:" + client, limit=self.max_failures,
+                                         window=self.window)
+            if wait <= 0 and username is not None and self.max_failures_per_user:
+                wait = store.blocked_for("u:" + username, limit=self.max_failures_per_user,
+                                         window=self.window)
+        except Exception:
+            return 0.0
+        return wait
+
     def _release(self, held: list[tuple[str, object]]) -> None:
         try:
             for key, token in held:
