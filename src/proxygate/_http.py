@@ -18,15 +18,15 @@ __all__ = [
     "split_authorization",
 ]
 
-# RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
-# "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# RFC 9110 §5.6.2: token = 1*tchar; tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
+# "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 §11.2: token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_TOKEN68 = frozenset(b"-._~+/0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN68 = re.compile(rb"[\-._~+/0-9A-Za-z]+=*")
 
 
 def is_token(value: bytes) -> bool:
-    return bool(value) and all(byte in _TCHAR for byte in value)
+    return _TOKEN.fullmatch(value) is not None
 
 
 def quote_string(value: str) -> str:
@@ -46,8 +46,7 @@ def split_authorization(value: bytes) -> tuple[bytes, bytes] | None:
     if not sep or not is_token(scheme):
         return None
     credentials = rest.lstrip(b" ")
-    body = credentials.rstrip(b"=")
-    if not body or not all(byte in _TOKEN68 for byte in body):
+    if _TOKEN68.fullmatch(credentials) is None:
         return None
     return scheme.lower(), credentials
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from proxygate.errors.handler import RequestHead
 
 __all__ = ["BasicChallenge", "BasicCredentials", "BasicScheme", "MalformedCredentials"]
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,7 @@ class BasicCredentials:
             raise MalformedCredentials("no colon between user and password")
         if not username:
             raise MalformedCredentials("empty user name")
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        if _CONTROL.search(text):
             raise MalformedCredentials("control character in credentials")
         return cls(username, password)
 
