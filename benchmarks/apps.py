@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -131,6 +132,16 @@ def starlette_proxygate(users: Mapping[str, str] | None = None, **options: Any) 
             Middleware(proxygate.asgi.ProxyGateMiddleware, users=users or cheap_users(), **options),
         ],
     )
+
+
+def starlette_proxygate_logging() -> Starlette:
+    """``starlette_proxygate`` with the ``proxygate`` logger at INFO on stderr, the way
+    ``proxygate serve`` sets it up: what each logged decision costs shows."""
+    logger = logging.getLogger("proxygate")
+    logger.addHandler(logging.StreamHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return starlette_proxygate()
 
 
 #: Anything an app factory had to work around, for the results' notes.

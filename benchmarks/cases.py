@@ -597,6 +597,29 @@ CASES: list[Case] = [
 ]
 
 
+CASES += [
+    Case("asgi-429", "ASGI, a throttled request (429) against a cached success, in process",
+         "the cached success through the same middleware", Target("<=", 2.0),
+         lambda settings, result: _module("throttle_cases").asgi_throttled(settings, result)),
+    Case("flood-429", "one-address 429 flood under uvicorn (share of a core at 5,000/s)",
+         "a bare 200 at the same rate, for scale", Target("<=", 0.2, " of a core"),
+         lambda settings, result: _module("throttle_cases").flood_429(settings, result)),
+    Case("import-time", "import proxygate.asgi (time ratio)",
+         "import starlette.middleware.authentication", Target("<=", 1.0),
+         lambda settings, result: _module("startup_cases").import_time(settings, result)),
+    Case("first-200", "first 200 from proxygate serve (time ratio)",
+         "bare uvicorn, a framework-less app", Target("<=", 1.3),
+         lambda settings, result: _module("startup_cases").first_200(settings, result)),
+]
+
+
+def _module(name: str) -> Any:
+    """A case family's module, imported when one of its cases runs (they import this one)."""
+    import importlib
+
+    return importlib.import_module(name)
+
+
 def _flood() -> Any:
     import flood  # imports this module: loaded when the flood case runs
 
