@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -85,10 +85,14 @@ def _split_headers(headers: list[tuple[bytes, bytes]], credential: bytes,
                    strip: frozenset[bytes]) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
     """The credential header's values, and the headers the app will see: without the
     credentials (nor their underscore spellings) nor ``Proxy-Connection``."""
-    credentials = [value for name, value in headers if name == credential]
-    if strip.isdisjoint(name for name, _ in headers):
-        return credentials, headers  # nothing to take out: no copy
-    return credentials, [pair for pair in headers if pair[0] not in strip]
+    credentials: list[bytes] = []
+    kept: list[tuple[bytes, bytes]] = []
+    for pair in headers:
+        if pair[0] == credential:
+            credentials.append(pair[1])
+        if pair[0] not in strip:
+            kept.append(pair)
+    return credentials, kept
 
 
 def _from_absolute_form(scope: Scope) -> Scope:
@@ -122,13 +126,18 @@ def _from_absolute_form(scope: Scope) -> Scope:
     return scope
 
 
+def _messages(response: ErrorResponse) -> tuple[Message, Message]:
+    return ({"type": "http.response.start", "status": response.status,
+             "headers": response.headers},
+            {"type": "http.response.body", "body": response.body})
+
+
 async def _send_response(send: Send, response: ErrorResponse,
                          metrics: ErrorMetrics | None = None) -> None:
     if metrics is not None:
         metrics.response(response.status)
-    await send({"type": "http.response.start", "status": response.status,
-                "headers": response.headers})
-    await send({"type": "http.response.body", "body": response.body})
+    for message in _messages(response):
+        await send(message)
 
 
 async def _deny_websocket(scope: Scope, send: Send, response: ErrorResponse,
@@ -171,7 +180,8 @@ class _Exchange:
 
     A success goes straight to the server. An error response is held while the rewrite
     policy decides: passed on as it is, or replaced by the envelope (its body read first
-    when the policy wants to see it).
+    when the policy wants to see it). :meth:`_outgoing` decides, without I/O, what each
+    message of the app's turns into; :meth:`_deliver` is the one place that writes.
     """
 
     __slots__ = ("action", "buffer", "client_gone", "complete", "handler", "head", "headers",
@@ -189,7 +199,7 @@ class _Exchange:
         #: The error body being inspected; None when there is none (or it was replaced).
         self.buffer: bytearray | None = None
         self.started = False  # a response start went to the server
-        self.complete = False  # the replacement was sent in full
+        self.complete = False  # the replacement went to the server in full
         self.client_gone = False  # the app's receive said so
         self.send_failed = False  # the server's send raised OSError: the client hung up
 
@@ -200,26 +210,29 @@ class _Exchange:
             self.client_gone = True
         return message
 
-    async def send(self, message: Message) -> None:
-        """The app's ``send``."""
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's ``send``: what the watch lets out, delivered."""
+        return self._deliver(self._outgoing(message))
+
+    async def _deliver(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            try:
+                await self.server_send(message)
+            except OSError:  # ASGI: what a send to a closed connection raises
+                self.send_failed = True
+                raise
+
+    def _outgoing(self, message: Message) -> Sequence[Message]:
         if self.action is Action.PASS:
-            await self._to_server(message)
-            return
+            return (message,)
         kind = message["type"]
         if kind == "http.response.start":
-            await self._start(message)
-        elif kind == "http.response.body" and not self.complete:
-            await self._body(message)
-        # Anything else before a passed-through start, or after a replacement, is dropped.
+            return self._start(message)
+        if kind == "http.response.body" and not self.complete:
+            return self._body(message)
+        return ()  # anything else before a passed-through start, or after a replacement
 
-    async def _to_server(self, message: Message) -> None:
-        try:
-            await self.server_send(message)
-        except OSError:  # ASGI: what a send to a closed connection raises
-            self.send_failed = True
-            raise
-
-    async def _start(self, message: Message) -> None:
+    def _start(self, message: Message) -> Sequence[Message]:
         if self.action is not None:
             raise RuntimeError("the app started the response twice")
         handler = self.handler
@@ -232,8 +245,7 @@ class _Exchange:
             if handler.config.request_id_on_success and handler.renderer.request_id_header:
                 message = _with_request_id(message, handler, self.head)
             self.started = True
-            await self._to_server(message)
-            return
+            return (message,)
         self.headers = list(message.get("headers", ()))
         self.action = handler.response_action(status, self.headers)
         if self.action is Action.PASS:
@@ -244,34 +256,37 @@ class _Exchange:
                 message = dict(message)
                 message["headers"] = patched
             self.started = True
-            await self._to_server(message)
-        elif self.action is Action.REPLACE:
-            await self._replace(None)
-        else:  # INSPECT: read the body, then decide what goes out
-            self.buffer = bytearray()
+            return (message,)
+        if self.action is Action.REPLACE:
+            return self._replace(None)
+        self.buffer = bytearray()  # INSPECT: read the body, then decide what goes out
+        return ()
 
-    async def _body(self, message: Message) -> None:
+    def _body(self, message: Message) -> Sequence[Message]:
         if self.action is None:
             raise RuntimeError("the app sent a body before starting the response")
         if self.buffer is None:
-            return  # the app's body of a replaced response is dropped, unread
+            return ()  # the app's body of a replaced response is dropped, unread
         self.buffer += message.get("body", b"")
         too_long = len(self.buffer) > self.handler.policy.max_error_body
         if too_long or not message.get("more_body", False):
-            await self._replace(None if too_long else bytes(self.buffer))
+            return self._replace(None if too_long else bytes(self.buffer))
+        return ()
 
-    async def _replace(self, body: bytes | None) -> None:
-        """Send the envelope standing in for the app's error response."""
+    def _replace(self, body: bytes | None) -> Sequence[Message]:
+        """The envelope standing in for the app's error response."""
         self.buffer = None
         response = self.handler.replace_response(self.head, self.status, self.headers, body)
+        if self.handler.metrics is not None:
+            self.handler.metrics.response(response.status)
         self.started = True
-        await _send_response(self._to_server, response, self.handler.metrics)
         self.complete = True
+        return _messages(response)
 
     async def finish(self) -> None:
         """The app returned: a body still being inspected goes out now."""
         if self.buffer is not None and not self.complete:
-            await self._replace(bytes(self.buffer))
+            await self._deliver(self._replace(bytes(self.buffer)))
 
     async def failed(self, exc: Exception) -> None:
         """The app raised: answer with the envelope while nothing is sent, else log and re-raise."""
