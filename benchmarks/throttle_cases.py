@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 #: The address the flood comes from; the cached user's requests come from another.
 ATTACKER = ("192.0.2.99", 40000)
 #: The offered load a one-address flood is judged at: the old path (a thread hop and a
-#: WARNING per 429) used 0.6–0.8 of a core for it on the 2-core machine.
+#: WARNING per 429) used 0.6 to 0.8 of a core for it on the 2-core machine.
 FLOOD_RATE = 5000
 
 
