@@ -845,11 +845,11 @@ def test_a_throttled_flood_still_counts_every_429_in_the_metrics() -> None:
     from proxygate.errors.metrics import ErrorMetrics
 
     gate = gate_for(max_failures=1)
-    gate.metrics = ErrorMetrics(CollectorRegistry())
+    metrics = gate.errors.metrics = ErrorMetrics(CollectorRegistry())
     fail(gate, 1)
     for _ in range(50):
         decide(gate, auth(credential("alice", "wrong")))
-    assert gate.metrics.registry.get_sample_value(
+    assert metrics.registry.get_sample_value(
         "proxygate_auth_outcomes_total", {"outcome": "throttled", "reason": "throttled"}) == 50
 
 
