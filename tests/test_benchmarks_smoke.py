@@ -40,6 +40,10 @@ CASE_IDS = (
     "ldap-miss",
     "e2e-nginx-apr1",
     "e2e-nginx-bcrypt12",
+    "asgi-429",
+    "flood-429",
+    "import-time",
+    "first-200",
 )
 
 
