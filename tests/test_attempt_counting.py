@@ -173,3 +173,64 @@ def test_a_per_user_limit_is_reserved_before_the_hash_too(store: ThrottleStore) 
         thread.join(30)
     assert verifier.calls <= 3
     assert sorted(statuses) == [407] * 3 + [429] * 17
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = threading.Event()
+    for _ in range(2000):  # 10 s at most
+        if condition():
+            return
+        deadline.wait(0.005)
+    raise AssertionError("condition not reached within 10 s")
+
+
+def _followers_of_a_held_check(store: ThrottleStore, password: str, copies: int,
+                               ) -> tuple[Gate, list[int]]:
+    """A first check of ``password`` held mid-hash, then ``copies`` identical checks
+    admitted one by one while it runs, then everything released: the statuses."""
+    verifier = HeldVerifier()
+    gate = gate_with(store, verifier, max_failures=2)
+    verifier.release.clear()
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def finish(check: Check) -> None:
+        status = status_of(check.run())
+        with lock:
+            statuses.append(status)
+
+    leader = gate.decide(head(password))
+    assert isinstance(leader, Check)
+    threads = [threading.Thread(target=finish, args=(leader,))]
+    threads[0].start()
+    _wait_for(lambda: verifier.calls == 1)
+    for _ in range(copies):
+        copy = gate.decide(head(password))
+        assert isinstance(copy, Check)
+        assert copy.enter_budget()
+        assert copy.joined is not None  # it shares the running check's outcome
+        denied = copy.admit()  # where a copy would have been counted, it is refused here
+        assert denied is None
+        threads.append(threading.Thread(target=lambda c=copy: statuses.append(
+            status_of(c.conclude(c.verify())))))
+        threads[-1].start()
+    verifier.release.set()
+    for thread in threads:
+        thread.join(10)
+    assert verifier.calls == 1  # one hash for them all
+    return gate, statuses
+
+
+def test_a_burst_of_the_right_password_is_never_throttled(store: ThrottleStore) -> None:
+    # A client opening many connections at once with its first credentials (a browser,
+    # a CI fan-out) sends one guess many times: it must not count as many.
+    gate, statuses = _followers_of_a_held_check(store, "right", copies=20)
+    assert statuses == [200] * 21
+    assert [run(gate, "wrong"), run(gate, "wrong-again")] == [407, 407]
+
+
+def test_copies_of_one_wrong_password_are_one_guess(store: ThrottleStore) -> None:
+    gate, statuses = _followers_of_a_held_check(store, "wrong", copies=20)
+    assert statuses == [407] * 21
+    # Counted once: with max_failures=2 one more wrong guess is still answered.
+    assert [run(gate, "other"), run(gate, "another")] == [407, 429]

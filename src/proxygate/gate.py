@@ -201,8 +201,7 @@ class Check:
         """Take a place in the hash budget (running or queued); False when it is full.
 
         A check whose twin (the same credential) is hashing already needs no place: it
-        waits for that outcome. A twin that ends in between makes this one hash after
-        all, still inside a slot: the queue bound may stretch by it, the hash bound never.
+        waits for that outcome, whenever the twin ends, and never hashes itself.
         """
         if not self.hashes or self.is_async:
             return True  # nothing to hash here, or an awaited check that holds no thread
@@ -221,8 +220,14 @@ class Check:
     def admit(self) -> Deny | None:
         """Count the attempt before any hash; a 429 if the client (or user) is at its limit."""
         gate = self._gate
-        wait, self._reservation = gate.throttle.reserve(gate.client_address(self._head),
-                                                        self.username)
+        client = gate.client_address(self._head)
+        if self.joined is not None:
+            # The same credential is being checked already: one guess, counted once, by
+            # that check. Counting each copy would turn a client's burst of parallel first
+            # requests with the right password into 429s.
+            wait = gate.throttle.blocked_for(client, self.username)
+        else:
+            wait, self._reservation = gate.throttle.reserve(client, self.username)
         if wait <= 0:
             return None
         return gate.throttled_response(self._head, self.username, wait, scheme=self._label)
@@ -237,6 +242,8 @@ class Check:
         hash once; other schemes verify right here."""
         if not self.hashes:
             return self._verify_here()
+        if self.joined is not None:  # uncounted: it must share that outcome, never hash
+            return self.joined.result()
         executor = self._gate.hash_executor
         if self._key is None:
             return executor.submit(self._hash).result()
