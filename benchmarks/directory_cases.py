@@ -137,7 +137,8 @@ def ldap_cache_miss(settings: Settings, result: CaseResult) -> None:
     result.raw["ldap_miss_ms"] = med
     result.details.append(
         f"{rounds} interleaved rounds through `Gate.decide` + `Check.run` against slapd on "
-        "127.0.0.1 (SSHA passwords), cache and throttle off, so each request is one search as "
+        "127.0.0.1 (passwords stored as {CRYPT} sha512-crypt, 20,000 rounds), cache and "
+        "throttle off, so each request is one search as "
         "the service account and one bind as the user (the unknown user: the search, then a "
         "wait as long as the median failed bind, since no bind is ever tried for a name that "
         "does not exist).")

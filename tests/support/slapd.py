@@ -90,6 +90,14 @@ def find_binaries() -> tuple[str, str, str] | None:
     return found[0], found[1], found[2]  # type: ignore[return-value]
 
 
+def sha512_crypt(password: str) -> str:
+    """A ``{CRYPT}`` userPassword that costs slapd a few milliseconds to check, as real
+    directories' hashes do: the time of a failed bind is the hash, not scheduling noise."""
+    from passlib.hash import sha512_crypt as scheme
+
+    return "{CRYPT}" + scheme.using(rounds=20_000).hash(password)
+
+
 def ssha(password: str) -> str:
     """An ``{SSHA}`` userPassword, the form slappasswd writes."""
     salt = secrets.token_bytes(8)
@@ -113,7 +121,7 @@ def _seed() -> str:
     for uid, password in USERS.items():
         entries.append(
             f"dn: {_user_dn(uid)}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\n"
-            f"sn: {uid}\nuserPassword: {ssha(password)}")
+            f"sn: {uid}\nuserPassword: {sha512_crypt(password)}")
     entries.append(f"dn: {GROUP}\nobjectClass: groupOfNames\ncn: proxy-users\n"
                    f"member: {_user_dn('alice')}\nmember: {_user_dn(next(iter(_DN_VALUE)))}")
     entries.append(f"dn: {UNIQUE_GROUP}\nobjectClass: groupOfUniqueNames\ncn: unique-users\n"
