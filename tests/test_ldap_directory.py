@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from proxygate import hash_token
 from proxygate.asgi import ProxyGateMiddleware
-from proxygate.config import Config
+from proxygate.config import Config, ConfigError
 from proxygate.gate import Check, Deny, Gate, HeadFromPairs
 from proxygate.wsgi import ProxyGateMiddleware as WsgiProxyGate
 from support.asgi_driver import RecordingApp, Result, acall_asgi, call_asgi
@@ -152,6 +153,21 @@ def test_active_directory_shaped_logins_and_member_of(directory: Slapd, attribut
     # mroe has the right password but no memberOf the group.
     mroe = "mroe" if attribute == "sAMAccountName" else "mroe@corp.example.com"
     assert call_asgi(middleware, headers=auth(mroe, "mroe-pw")).status == 407
+
+
+def test_a_directory_serves_basic_beside_bearer_tokens(directory: Slapd) -> None:
+    token = "svc-token-" + "x" * 32
+    middleware, app = gated(directory, schemes=("basic", "bearer"),
+                            tokens={"build-bot": hash_token(token)})
+    assert call_asgi(middleware, headers=auth("alice", "alice-pw")).status == 200
+    assert app.scope["user"].username == "alice"
+    bearer = call_asgi(middleware, headers=[("proxy-authorization", f"Bearer {token}")])
+    assert bearer.status == 200 and app.scope["user"].username == "build-bot"
+
+
+def test_a_directory_cannot_serve_digest_and_says_so_at_start_up(directory: Slapd) -> None:
+    with pytest.raises(ConfigError, match="cannot serve digest"):
+        gated(directory, schemes=("basic", "digest"))
 
 
 # -- TLS ----------------------------------------------------------------------------------------
