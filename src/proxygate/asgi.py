@@ -77,7 +77,7 @@ def _head(scope: Scope, headers: list[tuple[bytes, bytes]] | None = None) -> Hea
         scope["path"],
         scope["headers"] if headers is None else headers,
         client[0] if client else None,
-        scope.get("query_string", b"").decode("latin-1"),
+        scope.get("query_string", b""),  # raw: decoded only by the one reader, Digest
     )
 
 

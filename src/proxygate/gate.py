@@ -275,7 +275,7 @@ class Check:
         if username is not None and verdict.pin is not None and key is not None:
             # Cached before the flight ends: a request arriving in between finds the
             # success in the cache, not an empty flight it would have to hash again.
-            gate.cache.put(key, verdict.pin, (scheme.current, verdict.who or username,
+            gate.cache.put(key, verdict.pin, (scheme.pin_lookup(), verdict.who or username,
                                               Forward(Identity(username, scheme.label))))
         return verdict
 
@@ -311,7 +311,7 @@ class Check:
         forward = Forward(Identity(username, scheme.label), verdict.headers)
         if self._key is not None and verdict.pin is not None:
             gate.cache.put(self._key, verdict.pin,
-                           (scheme.current, verdict.who or username, forward))
+                           (scheme.pin_lookup(), verdict.who or username, forward))
         gate.audit("success", "verified", username, head, scheme=scheme.label)
         return forward
 

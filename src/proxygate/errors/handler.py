@@ -84,12 +84,13 @@ class HeadFromPairs:
     __slots__ = ("client", "headers", "method", "path", "query", "rendered", "request_id")
 
     def __init__(self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]],
-                 client: str | None = None, query: str | None = None) -> None:
+                 client: str | None = None, query: str | bytes | None = None) -> None:
         self.method = method
         self.path = path
         self.headers = headers
         self.client = client
-        #: The raw query string, when the shell knows it (Digest binds its uri to it).
+        #: The raw query string when the shell knows it (ASGI's bytes, or text), else None:
+        #: Digest binds its uri to it. Left undecoded: nothing else reads it.
         self.query = query
         self.request_id: str | None = None
 

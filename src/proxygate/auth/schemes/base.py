@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -94,6 +95,11 @@ class Scheme(ABC, Generic[C]):
     def current(self, who: str) -> str | None:
         """What a cached success of ``who`` must still match; only cacheable schemes need it."""
         return None
+
+    def pin_lookup(self) -> Callable[[str], str | None]:
+        """The function a cache hit calls for :meth:`current`: a scheme may hand over its
+        source's own method, so a cached request pays no call of ours on top."""
+        return self.current
 
 
 def scheme_token(value: bytes) -> bytes | None:

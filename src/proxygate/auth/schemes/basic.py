@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -138,3 +139,6 @@ class BasicScheme(Scheme[BasicCredentials]):
 
     def current(self, who: str) -> str | None:
         return self.users.current_hash(who)
+
+    def pin_lookup(self) -> Callable[[str], str | None]:
+        return self.users.current_hash

@@ -261,5 +261,7 @@ def names_request(uri: str, head: RequestHead) -> bool:
         _host, path, query = split
     if unquote(path) != head.path and unquote_to_bytes(path).decode("latin-1") != head.path:
         return False
-    known: str | None = getattr(head, "query", None)
+    known: str | bytes | None = getattr(head, "query", None)
+    if isinstance(known, bytes):
+        known = known.decode("latin-1")
     return known is None or known == query
