@@ -144,6 +144,22 @@ def starlette_proxygate_logging() -> Starlette:
     return starlette_proxygate()
 
 
+def requests() -> dict[str, Any]:
+    """The requests the in-process cases send: with credentials (proxy and origin style),
+    without, to a missing page, and as the bcrypt user."""
+    from drive import Request, basic
+
+    return {
+        "proxy": Request(headers=(("Proxy-Authorization", basic(USER, PASSWORD)),)),
+        "origin": Request(headers=(("Authorization", basic(USER, PASSWORD)),)),
+        "none": Request(),
+        "missing": Request(path="/no-such-page"),
+        "slow_user": Request(
+            headers=(("Proxy-Authorization", basic(SLOW_USER, PASSWORD)),)
+        ),
+    }
+
+
 #: Anything an app factory had to work around, for the results' notes.
 NOTES: list[str] = []
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cases import CaseResult, Settings, describe_pairs, expect, run_pairs, spread_ratio
+from harness import CaseResult, Settings, describe_pairs, expect, run_pairs, spread_ratio
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from cases import HERE, CaseResult, Settings
+from harness import HERE, CaseResult, Settings
 
 MEASURED_PACKAGES = (
     "proxygate", "starlette", "flask", "flask-httpauth", "django", "uvicorn", "gunicorn",
@@ -35,9 +35,9 @@ def package_versions() -> dict[str, str]:
     if commit:
         dirty = _git("status", "--porcelain", "--", "src") or ""
         versions["proxygate"] += f", checkout {commit}{' + uncommitted src changes' if dirty else ''}"
-    import e2e
+    import servers
 
-    versions["wrk"] = e2e.wrk_version()
+    versions["wrk"] = servers.wrk_version()
     return versions
 
 

@@ -22,7 +22,8 @@ from checkout import ensure_proxygate_importable
 
 ensure_proxygate_importable()
 
-from cases import CASES, HERE, CaseResult, Settings  # noqa: E402
+from cases import CASES  # noqa: E402
+from harness import HERE, CaseResult, Settings  # noqa: E402
 
 CHART_NAME = "added-cost.png"
 

@@ -12,13 +12,9 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
 
-from cases import HERE, subprocess_env
-from e2e import free_port
-
-if TYPE_CHECKING:
-    from cases import CaseResult, Settings
+from harness import HERE, CaseResult, Settings, subprocess_env
+from servers import free_port
 
 ANCHOR_MODULE = "starlette.middleware.authentication"
 

@@ -14,13 +14,18 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
 
-from cases import HERE, expect, run_pairs, spread_ratio, subprocess_env
-from e2e import WRK, free_port, tail, wait_for_port
-
-if TYPE_CHECKING:
-    from cases import CaseResult, Settings
+from harness import (
+    HERE,
+    CaseResult,
+    Settings,
+    describe_pairs,
+    expect,
+    run_pairs,
+    spread_ratio,
+    subprocess_env,
+)
+from servers import WRK, free_port, tail, wait_for_port
 
 #: The address the flood comes from; the cached user's requests come from another.
 ATTACKER = ("192.0.2.99", 40000)
@@ -68,8 +73,6 @@ def asgi_throttled(settings: Settings, result: CaseResult) -> None:
         driver.close()
         logging.getLogger("proxygate").removeHandler(handler)
         handler.close()
-    from cases import describe_pairs
-
     describe_pairs(result, measured)
     # time(429) / time(cached success), round by round.
     ratio = measured.throughput_ratio("cached success", "throttled (429)")

@@ -20,15 +20,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import bcrypt
-from cases import HERE, subprocess_env
 from drive import basic
-from e2e import free_port, tail, wait_for_port
-
-if TYPE_CHECKING:
-    from cases import CaseResult, Settings
+from harness import HERE, CaseResult, Settings, subprocess_env
+from servers import free_port, tail, wait_for_port
 
 PASSWORD = "returning-user-pw"
 ADDRESSES = 50

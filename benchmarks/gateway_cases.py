@@ -15,14 +15,10 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from cases import HERE, subprocess_env
 from drive import basic
-from e2e import WRK, Server, free_port, tail, wait_for_port, wrk
-
-if TYPE_CHECKING:
-    from cases import CaseResult, Settings
+from harness import HERE, CaseResult, Settings, subprocess_env
+from servers import WRK, Server, free_port, tail, wait_for_port, wrk
 
 USER, PASSWORD = "alice", "correct horse"
 #: Concurrent connections. With a bcrypt cost-12 file nginx's workers block 0.25 s or
@@ -217,3 +213,11 @@ def compare(settings: Settings, result: CaseResult, *, scheme: str) -> None:
     )
     if errors:
         result.details.append("wrk reported " + "; ".join(errors))
+
+
+def e2e_nginx_apr1(settings: Settings, result: CaseResult) -> None:
+    compare(settings, result, scheme="apr1")
+
+
+def e2e_nginx_bcrypt12(settings: Settings, result: CaseResult) -> None:
+    compare(settings, result, scheme="bcrypt12")
