@@ -317,9 +317,11 @@ def run_concurrently(checks: list[Forward | Deny | Check], gate: Gate,
                for c in checks]
     for thread in threads:
         thread.start()
-    # Each run() registers as leader or follower in one critical section; the leader's
-    # second one (clean-up) cannot come before the release below.
-    wait_until(lambda: lock.exits == len(checks))
+    # Each run() either finds the flight already running when it enters the budget (it
+    # is then joined to it for good) or registers as leader or follower in one critical
+    # section; the leader's second one (clean-up) cannot come before the release below.
+    wait_until(lambda: lock.exits + sum(
+        isinstance(c, Check) and c.joined is not None for c in checks) == len(checks))
     release.set()
     for thread in threads:
         thread.join(5)
