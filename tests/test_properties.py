@@ -28,7 +28,10 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from proxygate._http import (
+    AuthParamError,
+    is_token,
     parse_accept,
+    parse_auth_params,
     preferred_media_type,
     quote_string,
     split_absolute_target,
@@ -186,7 +189,7 @@ def test_split_authorization_returns_a_token_scheme_or_none(value: bytes) -> Non
         assert b" " not in scheme and b"," not in token
 
 
-# -- quoted-strings (and, once parse_auth_params lands, auth-param lists) ---------------------
+# -- quoted-strings and auth-param lists -----------------------------------------------------
 
 
 def _unquote(quoted: str) -> str:
@@ -204,6 +207,31 @@ def test_quote_string_renders_what_a_reader_reads_back_or_refuses_controls(text:
         return
     assert _unquote(quoted) == text
     assert "\r" not in quoted and "\n" not in quoted
+
+
+PARAM_NAME = st.from_regex(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}", fullmatch=True)
+PARAM_VALUE = st.text(st.characters(max_codepoint=0xFF, blacklist_categories=("Cc",)),
+                      max_size=30)
+
+
+@given(st.dictionaries(PARAM_NAME.map(str.lower), st.tuples(PARAM_VALUE, st.booleans()),
+                       max_size=5))
+def test_an_auth_param_list_reads_back_what_was_rendered(
+        params: dict[str, tuple[str, bool]]) -> None:
+    rendered = ", ".join(
+        f"{name}={value}" if as_token and value and is_token(value.encode("latin-1"))
+        else f"{name}={quote_string(value)}" for name, (value, as_token) in params.items())
+    assert parse_auth_params(rendered) == {name: value for name, (value, _) in params.items()}
+
+
+@given(st.one_of(st.text(max_size=80), st.binary(max_size=80).map(lambda b: b.decode("latin-1"))))
+def test_parse_auth_params_raises_only_auth_param_error(text: str) -> None:
+    try:
+        parsed = parse_auth_params(text)
+    except AuthParamError as exc:
+        assert len(text) < 16 or text not in str(exc)  # says where, never the value
+        return
+    assert all(name == name.lower() and is_token(name.encode()) for name in parsed)
 
 
 # -- Accept -----------------------------------------------------------------------------------
