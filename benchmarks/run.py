@@ -1,6 +1,6 @@
 """Run every benchmark case and write ``results.md`` and ``added-cost.png``.
 
-    python benchmarks/run.py                 # full run, about 6 minutes on 2 cores
+    python benchmarks/run.py                 # full run, about 15 minutes on 2 cores
     python benchmarks/run.py --smoke         # seconds: proves the scripts work, judges nothing
     python benchmarks/run.py --only asgi-auth --only wsgi-flask
     python benchmarks/run.py --smoke --out /tmp/bench

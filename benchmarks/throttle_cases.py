@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from harness import (
     HERE,
@@ -34,6 +35,13 @@ ATTACKER = ("192.0.2.99", 40000)
 FLOOD_RATE = 5000
 
 
+def _scratch_logs(settings: Settings) -> Path:
+    """Where server and log output go: never next to the committed results."""
+    logs = (HERE / "out" if settings.out.resolve() == HERE else settings.out) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
 def _log_like_a_server(path: str) -> logging.Handler:
     """INFO records of ``proxygate`` to a file, the way ``proxygate serve`` logs."""
     handler = logging.FileHandler(path)
@@ -50,8 +58,7 @@ def asgi_throttled(settings: Settings, result: CaseResult) -> None:
 
     import apps
 
-    logs = settings.out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = _scratch_logs(settings)
     handler = _log_like_a_server(str(logs / "asgi-429.log"))
     cached = Request(headers=(("Proxy-Authorization", basic(apps.USER, apps.PASSWORD)),))
     wrong = Request(headers=(("Proxy-Authorization", basic(apps.USER, "wrong")),),
@@ -120,8 +127,7 @@ def flood_429(settings: Settings, result: CaseResult) -> None:
 
     import apps
 
-    logs = (HERE / "out" if settings.out.resolve() == HERE else settings.out) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = _scratch_logs(settings)
     wrong = "Proxy-Authorization: " + basic(apps.USER, "wrong")
     right = "Proxy-Authorization: " + basic(apps.USER, apps.PASSWORD)
     per_request: dict[str, list[float]] = {"429 flood": [], "bare 200": []}
