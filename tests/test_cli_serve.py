@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import stat
 import subprocess
@@ -22,11 +21,10 @@ import pytest
 
 from proxygate.auth.hashing import hash_password
 from proxygate.cli import detect_interface
+from support.binaries import needs_curl
 from support.servers import PYTHON, RunningServer, child_env, fetch, run_server
 
 TESTS = Path(__file__).resolve().parent
-
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
 
 
 def serve(*args: str, env: dict[str, str] | None = None) -> AbstractContextManager[RunningServer]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from apps._options import ENV, SECRET
+from support.binaries import needs_curl
 from support.servers import (
     PYTHON,
     RunningServer,
@@ -234,7 +234,6 @@ def test_websocket_app_failing_before_accept_gets_500_envelope(server: RunningSe
 
 # -- forward-proxy clients --------------------------------------------------------------
 
-needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
 
 
 def curl(server: RunningServer, *extra: str) -> tuple[int, dict[str, str], str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import bcrypt
 import pytest
 
 from apps._options import ENV, SECRET
+from support.binaries import needs_curl
 from support.servers import (
     PYTHON,
     RunningServer,
@@ -176,7 +176,7 @@ def test_streamed_chunks_arrive_before_the_stream_ends(server: RunningServer,
     assert_streams_chunk_by_chunk(server.port, tmp_path / "go", GOOD)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
+@needs_curl
 def test_curl_through_the_gate_reaches_the_app_with_path_query_host(server: RunningServer) -> None:
     result = subprocess.run(
         ["curl", "-sS", "--max-time", "10", "-x", server.url, "--proxy-user", f"{USER}:{PASSWORD}",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["require_binary"]
+__all__ = ["curl_binary", "needs_curl", "require_binary"]
 
 
 def require_binary(name: str, *, install: str, candidates: tuple[str, ...] = ()) -> str:
@@ -32,3 +32,13 @@ def require_binary(name: str, *, install: str, candidates: tuple[str, ...] = ())
     if os.environ.get("CI"):
         pytest.fail(f"{message} (.ci/run must install it)", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture
+def curl_binary() -> str:
+    """curl, for the tests that drive the gate with the forward-proxy client people use."""
+    return require_binary("curl", install="apt-get install curl")
+
+
+#: Mark a test that runs curl: skipped without it on a developer's machine, failed in CI.
+needs_curl = pytest.mark.usefixtures("curl_binary")
