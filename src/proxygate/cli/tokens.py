@@ -12,14 +12,10 @@ import sys
 from typing import Any
 
 from proxygate.auth.htpasswd import (
-    HtpasswdEntry,
     HtpasswdError,
     check_user_name,
-    index_htpasswd_lines,
-    read_htpasswd_lines,
     remove_htpasswd_entry,
     set_htpasswd_entry,
-    write_htpasswd_atomic,
 )
 from proxygate.auth.tokens import hash_token, new_token, parse_tokens
 from proxygate.cli._common import (
@@ -30,6 +26,7 @@ from proxygate.cli._common import (
     missing_subcommand,
     print_warning,
 )
+from proxygate.cli._files import index_lines, read_lines, write_lines
 
 __all__ = ["register"]
 
@@ -64,8 +61,8 @@ def register(commands: Any) -> None:
 
 def _tokens_add(args: argparse.Namespace) -> int:
     name = _name(args.name)
-    lines = _read_lines(args.file, missing_ok=True)
-    if name in _index(lines, args.file):
+    lines = read_lines(args.file, missing_ok=True)
+    if name in index_lines(lines, args.file):
         raise CommandError(f"a token named {name!r} exists in {args.file}; delete it first "
                            "('proxygate tokens delete') to replace it", EXIT_FAILED)
     token = new_token()
@@ -76,15 +73,15 @@ def _tokens_add(args: argparse.Namespace) -> int:
 
 
 def _tokens_list(args: argparse.Namespace) -> int:
-    for name in _index(_read_lines(args.file), args.file):
+    for name in index_lines(read_lines(args.file), args.file):
         print(name)
     return EXIT_OK
 
 
 def _tokens_delete(args: argparse.Namespace) -> int:
     name = _name(args.name)
-    lines = _read_lines(args.file)
-    if name not in _index(lines, args.file):
+    lines = read_lines(args.file)
+    if name not in index_lines(lines, args.file):
         raise CommandError(f"no token named {name!r} in {args.file}", EXIT_FAILED)
     _write_lines(args.file, remove_htpasswd_entry(lines, name))
     print(f"deleted token {name!r} from {args.file}", file=sys.stderr)
@@ -98,31 +95,8 @@ def _name(name: str) -> str:
         raise CommandError(str(exc).replace("user name", "token name", 1)) from None
 
 
-def _read_lines(path: str, *, missing_ok: bool = False) -> list[str]:
-    try:
-        return read_htpasswd_lines(path)
-    except FileNotFoundError:
-        if missing_ok:
-            return []
-        raise CommandError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
-    except HtpasswdError as exc:
-        raise CommandError(str(exc)) from None
-
-
-def _index(lines: list[str], path: str) -> dict[str, HtpasswdEntry]:
-    try:
-        return index_htpasswd_lines(lines, path)
-    except HtpasswdError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def _write_lines(path: str, lines: list[str]) -> None:
-    try:
-        write_htpasswd_atomic(path, lines)
-    except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
+    write_lines(path, lines)
     try:
         found = parse_tokens("".join(lines), path)
     except HtpasswdError as exc:

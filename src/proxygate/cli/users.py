@@ -18,15 +18,11 @@ from proxygate.auth.hashing import (
     verify_password,
 )
 from proxygate.auth.htpasswd import (
-    HtpasswdEntry,
     HtpasswdError,
     check_user_name,
-    index_htpasswd_lines,
     parse_htpasswd,
-    read_htpasswd_lines,
     remove_htpasswd_entry,
     set_htpasswd_entry,
-    write_htpasswd_atomic,
 )
 from proxygate.cli import _digest_users as digest_users
 from proxygate.cli._common import (
@@ -38,6 +34,7 @@ from proxygate.cli._common import (
     missing_subcommand,
     print_warning,
 )
+from proxygate.cli._files import index_lines, read_lines, write_lines
 
 __all__ = ["register"]
 
@@ -114,14 +111,14 @@ def _users_set(args: argparse.Namespace) -> int:
 
 def _store_password(args: argparse.Namespace, *, replace: bool) -> int:
     user = _user_name(args.user)
-    lines = _read_lines(args.file, missing_ok=True)
+    lines = read_lines(args.file, missing_ok=True)
     if args.digest:
         return digest_users.store(args, lines, user, replace=replace,
                                   new_password=lambda: _new_password(args),
                                   write=lambda new: _write_lines(args.file, new))
     if digest_users.is_digest_file(lines):
         raise CommandError(f"{args.file} is a digest users file: add --digest --realm REALM")
-    exists = user in _index(lines, args.file)
+    exists = user in index_lines(lines, args.file)
     if exists and not replace:
         raise CommandError(
             f"user {user!r} already exists in {args.file}; "
@@ -138,10 +135,10 @@ def _store_password(args: argparse.Namespace, *, replace: bool) -> int:
 
 def _users_delete(args: argparse.Namespace) -> int:
     user = _user_name(args.user)
-    lines = _read_lines(args.file)
+    lines = read_lines(args.file)
     if digest_users.is_digest_file(lines):
         return digest_users.delete(args, lines, user, lambda new: _write_lines(args.file, new))
-    if user not in _index(lines, args.file):
+    if user not in index_lines(lines, args.file):
         raise CommandError(f"no user {user!r} in {args.file}", EXIT_FAILED)
     _write_lines(args.file, remove_htpasswd_entry(lines, user))
     print(f"deleted user {user!r} from {args.file}")
@@ -152,11 +149,11 @@ def _users_verify(args: argparse.Namespace) -> int:
     # A local admin tool: whoever can run this on the file can read the file, so
     # saying "no such user" apart from "wrong password" reveals nothing new.
     user = _user_name(args.user)
-    lines = _read_lines(args.file)
+    lines = read_lines(args.file)
     if digest_users.is_digest_file(lines):
         return digest_users.verify(
             args, lines, user, lambda: _read_password(args, prompt="Password: ", confirm=False))
-    entry = _index(lines, args.file).get(user)
+    entry = index_lines(lines, args.file).get(user)
     if entry is None:
         raise CommandError(f"no user {user!r} in {args.file}", EXIT_FAILED)
     try:
@@ -173,10 +170,10 @@ def _users_verify(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    lines = _read_lines(args.file)
+    lines = read_lines(args.file)
     if digest_users.is_digest_file(lines):
         return digest_users.list_users(args, lines)
-    for user in _index(lines, args.file):
+    for user in index_lines(lines, args.file):
         print(user)
     return EXIT_OK
 
@@ -188,31 +185,8 @@ def _user_name(name: str) -> str:
         raise CommandError(str(exc)) from None
 
 
-def _read_lines(path: str, *, missing_ok: bool = False) -> list[str]:
-    try:
-        return read_htpasswd_lines(path)
-    except FileNotFoundError:
-        if missing_ok:
-            return []
-        raise CommandError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
-    except HtpasswdError as exc:
-        raise CommandError(str(exc)) from None
-
-
-def _index(lines: list[str], path: str) -> dict[str, HtpasswdEntry]:
-    try:
-        return index_htpasswd_lines(lines, path)
-    except HtpasswdError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def _write_lines(path: str, lines: list[str]) -> None:
-    try:
-        write_htpasswd_atomic(path, lines)
-    except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
+    write_lines(path, lines)
     # The edit itself succeeded; say so if the gate would still refuse the file,
     # e.g. another entry uses a hash scheme proxygate does not accept.
     if digest_users.is_digest_file(lines):
