@@ -15,6 +15,7 @@ __all__ = [
     "CommandError",
     "Parser",
     "add_client_address_arguments",
+    "add_scheme_arguments",
     "client_address_options",
     "print_error",
     "print_warning",
@@ -85,3 +86,21 @@ def client_address_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.forwarded_header is not None:
         options["forwarded_header"] = args.forwarded_header
     return options
+
+
+def add_scheme_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--auth-scheme``, ``--tokens`` and ``--digest-algorithm``: the same on every command
+    that runs a gate (``serve``, ``forward-auth``)."""
+    parser.add_argument(
+        "--auth-scheme", metavar="SCHEME", action="append", default=None,
+        choices=("basic", "digest", "bearer"),
+        help="a scheme to offer, one challenge each in this order; repeatable "
+        "(default: basic). See docs/schemes.md",
+    )
+    parser.add_argument("--tokens", metavar="FILE",
+                        help="tokens file for --auth-scheme bearer ('proxygate tokens add')")
+    parser.add_argument(
+        "--digest-algorithm", metavar="ALGORITHM", action="append", default=None,
+        choices=("SHA-256", "SHA-512-256", "MD5"),
+        help="a Digest algorithm to offer; repeatable (default: SHA-256)",
+    )

@@ -9,6 +9,7 @@ from proxygate.cli._common import (
     EXIT_OK,
     CommandError,
     add_client_address_arguments,
+    add_scheme_arguments,
     client_address_options,
     uvicorn_client_address_settings,
 )
@@ -35,19 +36,7 @@ def register(commands: Any) -> None:
     command.add_argument("--users", metavar="FILE",
                          help="users file: htpasswd, or a digest users file (which Digest "
                          "needs); required unless --auth-scheme bearer alone")
-    command.add_argument(
-        "--auth-scheme", metavar="SCHEME", action="append", default=None,
-        choices=("basic", "digest", "bearer"),
-        help="a scheme to offer, one challenge each in this order; repeatable "
-        "(default: basic). See docs/schemes.md",
-    )
-    command.add_argument("--tokens", metavar="FILE",
-                         help="tokens file for --auth-scheme bearer ('proxygate tokens add')")
-    command.add_argument(
-        "--digest-algorithm", metavar="ALGORITHM", action="append", default=None,
-        choices=("SHA-256", "SHA-512-256", "MD5"),
-        help="a Digest algorithm to offer; repeatable (default: SHA-256)",
-    )
+    add_scheme_arguments(command)
     command.add_argument(
         "--gateway", choices=DIALECTS, default="generic",
         help="which gateway asks, and so how the original request is described and how "

@@ -24,6 +24,7 @@ from proxygate.cli._common import (
     EXIT_OK,
     CommandError,
     add_client_address_arguments,
+    add_scheme_arguments,
     client_address_options,
     uvicorn_client_address_settings,
 )
@@ -49,19 +50,7 @@ def register(commands: Any) -> None:
     )
     serve.add_argument("--users", metavar="FILE",
                        help="users file: htpasswd, or a digest users file (which Digest needs)")
-    serve.add_argument(
-        "--auth-scheme", metavar="SCHEME", action="append", default=None,
-        choices=("basic", "digest", "bearer"),
-        help="a scheme to offer, one challenge each in this order; repeatable "
-        "(default: basic). See docs/schemes.md",
-    )
-    serve.add_argument("--tokens", metavar="FILE",
-                       help="tokens file for --auth-scheme bearer ('proxygate tokens add')")
-    serve.add_argument(
-        "--digest-algorithm", metavar="ALGORITHM", action="append", default=None,
-        choices=("SHA-256", "SHA-512-256", "MD5"),
-        help="a Digest algorithm to offer; repeatable (default: SHA-256)",
-    )
+    add_scheme_arguments(serve)
     serve.add_argument("--realm", default="proxygate", help="realm (default: proxygate)")
     serve.add_argument(
         "--mode", choices=("proxy", "origin"), default="proxy",
@@ -194,10 +183,6 @@ def _serve(args: argparse.Namespace) -> int:
         if interface == "wsgi":
             app = _WSGIBehindGate(app)
 
-    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the
-    # handler it found. Found the default, the process would die on the spot and leave
-    # the demo users file behind; found this one, cleanup runs first. Installed before
-    # the file exists, so a SIGTERM during start-up cleans up too.
     schemes = tuple(dict.fromkeys(args.auth_scheme or ["basic"]))
     wants_users = "basic" in schemes or "digest" in schemes
     if "bearer" in schemes and args.tokens is None:
@@ -207,6 +192,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise CommandError("--tokens needs --auth-scheme bearer")
     if args.users is not None and not wants_users:
         raise CommandError("--users needs --auth-scheme basic or digest")
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the
+    # handler it found. Found the default, the process would die on the spot and leave
+    # the demo users file behind; found this one, cleanup runs first. Installed before
+    # the file exists, so a SIGTERM during start-up cleans up too.
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     demo_dir: str | None = None
     terminated = False
