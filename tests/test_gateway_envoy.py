@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from gateway_conformance import *  # noqa: F403
-from gateway_conformance import assert_denied, curl, raw_request_to
+from gateway_conformance import raw_request_to
+from gateway_origin import *  # noqa: F403
 from support.binaries import require_binary
 from support.check_requests import (
     GOOD,
@@ -23,12 +24,10 @@ from support.check_requests import (
     probe_gateway,
 )
 from support.gateways import (
-    USERS,
     GatewaySpec,
     Stack,
     next_client_address,
     run_gateway,
-    wait_for_record,
 )
 from support.servers import free_port
 
@@ -131,21 +130,3 @@ def origin_gateway(gateway_spec: GatewaySpec, stack: Stack,
     with origin_stack(gateway_spec, stack, tmp_path_factory.mktemp("envoy-origin")) as running:
         yield running
 
-
-def test_origin_mode_denial_is_401_with_www_authenticate_and_the_envelope(
-        origin_gateway: Stack) -> None:
-    reply = curl(origin_gateway, f"{origin_gateway.url}/private", source=next_client_address())
-    assert_denied(origin_gateway, reply, 401)
-    assert reply.header("proxy-authenticate") is None
-
-
-def test_origin_mode_allows_authorization_and_strips_it(origin_gateway: Stack) -> None:
-    before = origin_gateway.upstream.count()
-    reply = curl(origin_gateway, f"{origin_gateway.url}/mine", source=next_client_address(),
-                 user="alice", password=USERS["alice"])
-    assert reply.status == 200, reply
-    seen = wait_for_record(origin_gateway.upstream, before + 1)[-1]
-    names = {name.lower(): value for name, value in seen["headers"]}
-    assert names["x-authenticated-user"] == "alice"
-    assert "authorization" not in names
-    assert "proxy-authorization" not in names

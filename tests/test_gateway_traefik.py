@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from gateway_conformance import *  # noqa: F403
-from gateway_conformance import assert_denied, curl
+from gateway_conformance import curl
+from gateway_origin import *  # noqa: F403
 from support.binaries import require_binary
 from support.check_requests import (
     GOOD,
@@ -24,7 +25,6 @@ from support.gateways import (
     GatewaySpec,
     Stack,
     next_client_address,
-    wait_for_record,
 )
 
 SPOOFS = {"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Uri": "/spoofed",
@@ -96,25 +96,6 @@ def origin_gateway(gateway_spec: GatewaySpec, stack: Stack,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with origin_stack(gateway_spec, stack, tmp_path_factory.mktemp("traefik-origin")) as running:
         yield running
-
-
-def test_origin_mode_denial_is_401_with_www_authenticate_and_the_envelope(
-        origin_gateway: Stack) -> None:
-    reply = curl(origin_gateway, f"{origin_gateway.url}/private", source=next_client_address())
-    assert_denied(origin_gateway, reply, 401)
-    assert reply.header("proxy-authenticate") is None
-
-
-def test_origin_mode_allows_authorization_and_strips_it(origin_gateway: Stack) -> None:
-    before = origin_gateway.upstream.count()
-    reply = curl(origin_gateway, f"{origin_gateway.url}/mine", source=next_client_address(),
-                 user="alice", password=USERS["alice"])
-    assert reply.status == 200, reply
-    seen = wait_for_record(origin_gateway.upstream, before + 1)[-1]
-    names = {name.lower(): value for name, value in seen["headers"]}
-    assert names["x-authenticated-user"] == "alice"
-    assert "authorization" not in names
-    assert "proxy-authorization" not in names
 
 
 def test_an_upstream_5xx_is_the_service_s_envelope_in_the_format_the_client_asked_for(
