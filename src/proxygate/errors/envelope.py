@@ -50,14 +50,6 @@ DEFAULT_HTML_TEMPLATE = """<!doctype html>
 _NO_BODY_STATUSES = frozenset({204, 205, 304})
 #: Authentication and throttle errors: a cache must not answer the next request with them.
 _NOT_STORED = frozenset({401, 407, 429})
-_NO_STORE = (b"cache-control", b"no-store")
-_VARY_ACCEPT = (b"vary", b"Accept")
-_JSON_TYPE = (b"content-type", b"application/json")
-#: ``Content-Length`` pairs by length: envelopes come in a few dozen lengths, and a shared
-#: pair saves formatting and allocating one per response (~40 ns).
-_LENGTHS: dict[int, tuple[bytes, bytes]] = {}
-#: Distinct Accept values whose negotiated format a renderer remembers.
-_ACCEPTS_REMEMBERED = 64
 
 
 def default_details(status: int) -> str:
@@ -69,13 +61,9 @@ def default_details(status: int) -> str:
     return "The request could not be completed."
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ErrorResponse:
-    """A complete error response: what a shell sends as is.
-
-    Not frozen: a frozen dataclass pays ``object.__setattr__`` per field, three times
-    the cost of building one, on every error. Treat it as a value all the same.
-    """
+    """A complete error response: what a shell sends as is."""
 
     status: int
     headers: Headers = field(default_factory=list)
@@ -115,8 +103,8 @@ class ErrorRenderer:
                 f"html_template cannot be used ({type(exc).__name__}: {exc}); it may use only "
                 "$code, $message, $details and $request_id, and $$ for a dollar sign"
             ) from None
+        #: The standard envelope per status: its bytes without an id, and around one.
         self._templates: dict[int, tuple[bytes, bytes, bytes]] = {}
-        self._negotiated: dict[str, str] = {}
         self.offers: tuple[str, ...] = (JSON, PROBLEM_JSON, HTML) if html_errors else (
             JSON,
             PROBLEM_JSON,
@@ -134,63 +122,48 @@ class ErrorRenderer:
         headers: Iterable[tuple[bytes, bytes]] = (),
     ) -> ErrorResponse:
         """The envelope for ``status``; ``headers`` are added as given (challenge, Allow, ...)."""
-        # A remembered Accept is read here, not through negotiate(): a call costs ~35 ns.
-        media = (self._negotiated.get(accept) or self.negotiate(accept)) if accept else JSON
-        id_bytes = b""
-        plain_id = True  # needs no JSON escaping: all that proxygate generates or accepts
-        if request_id:
-            # One encoding serves the body and the header; bytes.isalnum() is ASCII-only
-            # and passes every generated id in ~15 ns, against ~75 for the full check.
-            id_bytes = request_id.encode()
-            plain_id = id_bytes.isalnum() or _is_plain_id(request_id)
-        if media == JSON and details is None and message is None and plain_id:
-            # The standard envelope: a per-status template, only the id changes.
-            template = self._templates.get(status) or self._standard_template(status)
-            body = (template[1] + id_bytes + template[2]
-                    if request_id and self.request_id_in_body else template[0])
-            content_type = _JSON_TYPE
+        media = self.negotiate(accept)
+        if (media == JSON and details is None and message is None
+                and (not request_id or _is_plain_id(request_id))):
+            # Most errors: the standard envelope. Serialised once per status, with the id
+            # set between its two halves (asgi-404 and asgi-denied time this path).
+            body = self._standard_body(status, request_id)
+            content_type = b"application/json"
         else:
-            body, media_bytes = self._body(status, details, message, media,
-                                           request_id=request_id, instance=instance)
-            content_type = (b"content-type", media_bytes)
-        length = _LENGTHS.get(len(body)) or _length(len(body))
-        # Each list is built at its final size: appending to a three-item display
-        # reallocates it, and allocation is most of what is left to spend here.
+            body, content_type = self._body(status, details, message, media,
+                                            request_id=request_id, instance=instance)
+        out: Headers = [(b"content-type", content_type),
+                        (b"content-length", b"%d" % len(body)),
+                        (b"vary", b"Accept")]
+        if status in _NOT_STORED:
+            out.append((b"cache-control", b"no-store"))
         if request_id and self.request_id_header:
-            id_pair = (self.request_id_header,
-                       id_bytes if plain_id else request_id.encode("latin-1"))
-            out: Headers = (
-                [content_type, length, _VARY_ACCEPT, _NO_STORE, id_pair]
-                if status in _NOT_STORED else [content_type, length, _VARY_ACCEPT, id_pair]
-            )
-        else:
-            out = ([content_type, length, _VARY_ACCEPT, _NO_STORE] if status in _NOT_STORED
-                   else [content_type, length, _VARY_ACCEPT])
-        if headers:  # () and [] are the usual: no list copied, nothing scanned
-            extra = list(headers)
-            if extra:
-                out.extend(extra)
-                for name, _ in extra:
-                    if name == b"vary":
-                        out = merge_vary(out)
-                        break
+            out.append((self.request_id_header, request_id.encode("latin-1")))
+        extra = list(headers)
+        if extra:
+            out.extend(extra)
+            if any(name == b"vary" for name, _ in extra):
+                out = merge_vary(out)
         if status < 200 or status in _NO_BODY_STATUSES:
             return ErrorResponse(status, [h for h in out if h[0] != b"content-length"], b"")
         return ErrorResponse(status, out, body)
 
     def negotiate(self, accept: str) -> str:
-        """The offer an Accept value prefers, remembered per value.
+        """The offer an ``Accept`` value prefers; JSON when there is none."""
+        return preferred_media_type(accept, self.offers) if accept else JSON
 
-        A dict hit costs ~15 ns against ~50 for ``preferred_media_type``'s lru_cache
-        (which hashes the offers tuple each time); clients send few distinct values.
-        """
-        media = self._negotiated.get(accept)
-        if media is None:
-            media = preferred_media_type(accept, self.offers)
-            if len(self._negotiated) >= _ACCEPTS_REMEMBERED:
-                self._negotiated.clear()
-            self._negotiated[accept] = media
-        return media
+    def _standard_body(self, status: int, request_id: str | None) -> bytes:
+        template = self._templates.get(status)
+        if template is None:
+            error = {"code": status, "message": reason_phrase(status),
+                     "details": default_details(status)}
+            without = _dumps({"error": error})
+            error["request_id"] = "\x00"
+            before, _, after = _dumps({"error": error}).partition(b"\\u0000")
+            template = self._templates[status] = (without, before, after)
+        if request_id and self.request_id_in_body:
+            return template[1] + request_id.encode() + template[2]
+        return template[0]
 
     def _body(self, status: int, details: Any, message: str | None, media: str, *,
               request_id: str | None, instance: str | None) -> tuple[bytes, bytes]:
@@ -228,25 +201,8 @@ class ErrorRenderer:
             error["request_id"] = request_id
         return _dumps({"error": error}), b"application/json"
 
-    def _standard_template(self, status: int) -> tuple[bytes, bytes, bytes]:
-        """The standard envelope for ``status`` without an id, and the parts around one."""
-        error = {"code": status, "message": reason_phrase(status),
-                 "details": default_details(status)}
-        without = _dumps({"error": error})
-        error["request_id"] = "\x00"
-        prefix, _, suffix = _dumps({"error": error}).partition(b"\\u0000")
-        template = self._templates[status] = (without, prefix, suffix)
-        return template
-
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=str)
-
-
-def _length(length: int) -> tuple[bytes, bytes]:
-    pair = (b"content-length", b"%d" % length)
-    if length <= 4096:  # bounded: longer bodies are rarer and get a pair of their own
-        _LENGTHS[length] = pair
-    return pair
 
 
 def _is_plain_id(request_id: str) -> bool:

@@ -88,7 +88,8 @@ class ExceptionMap:
             self._map[cls] = _to_mapped(spec, f"exception_map[{key!r}]")
         # What the MRO walk found per exception type: a registration (the same answer for
         # every instance) or the function that reads an instance (its own status, headers,
-        # detail). With the bare MappedError below: ~270 ns for HTTPException(404), was ~1000.
+        # detail). The walk names each class in the MRO; remembering its outcome per type
+        # is what keeps asgi-404-handlers within its target.
         self._by_type: dict[type[BaseException], tuple[MappedError | None, Describe | None]] = {}
 
     def __bool__(self) -> bool:
@@ -143,11 +144,6 @@ def _header_pairs(items: Any) -> Headers:
     return tuple(pairs)
 
 
-#: ``MappedError(status)`` per status: a frozen dataclass costs ~320 ns to build, and an
-#: exception that says nothing beyond its status (``HTTPException(404)``) is the usual kind.
-_BARE: dict[int, MappedError] = {}
-
-
 def _described(status: int, detail: Any, headers: Headers) -> MappedError:
     """What an exception says of itself: its status, its headers and the detail fit to show."""
     details: Any
@@ -159,17 +155,11 @@ def _described(status: int, detail: Any, headers: Headers) -> MappedError:
         details = detail
     else:
         details = None  # an object we cannot vouch for never reaches the client
-    if details is None and not headers:
-        bare = _BARE.get(status)
-        if bare is None:
-            bare = _BARE[status] = MappedError(status)  # statuses are 400-599: bounded
-        return bare
     return MappedError(status, None, details, headers)
 
 
 def _status(value: Any) -> int | None:
-    if (type(value) is int or (isinstance(value, int) and not isinstance(value, bool))) \
-            and 400 <= value <= 599:
+    if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
         return value
     return None
 
@@ -179,8 +169,7 @@ def _starlette(exc: BaseException) -> MappedError | None:
     if status is None:
         return None
     raw = getattr(exc, "headers", None)
-    # ``is not None`` first: an ABC isinstance check costs ~85 ns, and most carry no headers.
-    headers = _header_pairs(raw.items()) if raw is not None and isinstance(raw, Mapping) else ()
+    headers = _header_pairs(raw.items()) if isinstance(raw, Mapping) else ()
     return _described(status, getattr(exc, "detail", None), headers)
 
 

@@ -1,4 +1,4 @@
-"""The exception map remembers per type what it can, and still reads every instance."""
+"""The exception map resolves each type once, and still reads every instance."""
 
 from __future__ import annotations
 
@@ -40,13 +40,13 @@ def test_an_unregistered_type_stays_unmapped_when_seen_again() -> None:
     assert mapped.lookup(ValueError()) is None
 
 
-def test_each_map_remembers_its_own_registrations() -> None:
+def test_each_map_answers_from_its_own_registrations() -> None:
     assert ExceptionMap({AppError: 400}).lookup(Deeper()) == MappedError(400)
     assert ExceptionMap({NotYours: 409}).lookup(Deeper()) == MappedError(409)
     assert ExceptionMap().lookup(Deeper()) is None
 
 
-def test_every_instance_of_a_remembered_type_gets_its_own_status_detail_and_headers() -> None:
+def test_every_instance_of_a_type_seen_before_gets_its_own_status_detail_and_headers() -> None:
     mapped = ExceptionMap()
     assert mapped.lookup(HTTPException(404)) == MappedError(404)
     assert mapped.lookup(HTTPException(409, detail="Taken.")) == MappedError(409, None, "Taken.")
@@ -56,7 +56,7 @@ def test_every_instance_of_a_remembered_type_gets_its_own_status_detail_and_head
     assert mapped.lookup(HTTPException(503, detail="secret")) == MappedError(503)
 
 
-def test_a_registration_beats_what_a_remembered_framework_type_says() -> None:
+def test_a_registration_beats_what_a_framework_type_seen_before_says() -> None:
     mapped = ExceptionMap({OwnHTTPError: 418})
     assert mapped.lookup(HTTPException(404)) == MappedError(404)
     assert mapped.lookup(OwnHTTPError(404)) == MappedError(418)

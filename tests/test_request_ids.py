@@ -1,4 +1,4 @@
-"""Request ids stay what they were after the fast paths: unique, ordered, read the same from every head."""
+"""Request ids: unique, ordered, read the same from every head."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The renderer's shortcuts (remembered negotiation, shared header pairs) say what the long way would."""
+"""The renderer's headers and its negotiation on Accept: order, length, Vary, request id."""
 
 from __future__ import annotations
 
@@ -45,23 +45,15 @@ def _names(response: ErrorResponse) -> list[bytes]:
 
 @pytest.mark.parametrize("html", [False, True])
 @pytest.mark.parametrize("accept", ACCEPTS)
-def test_a_remembered_negotiation_agrees_with_negotiating_afresh(accept: str, html: bool) -> None:
+def test_the_renderer_offers_what_the_client_prefers_among_its_own_formats(
+        accept: str, html: bool) -> None:
     renderer = ErrorRenderer(html_errors=html)
-    expected = preferred_media_type(accept, renderer.offers)
-    for _ in range(2):  # the first answer is worked out, the second remembered
-        assert renderer.negotiate(accept) == expected
+    assert renderer.negotiate(accept) == preferred_media_type(accept, renderer.offers)
 
 
-def test_each_renderer_remembers_for_its_own_offers() -> None:
+def test_html_is_offered_only_by_a_renderer_asked_for_html_errors() -> None:
     assert ErrorRenderer(html_errors=True).negotiate("text/html") == envelope.HTML
     assert ErrorRenderer().negotiate("text/html") == envelope.JSON
-
-
-def test_the_remembered_negotiations_stay_bounded() -> None:
-    renderer = ErrorRenderer()
-    for number in range(envelope._ACCEPTS_REMEMBERED * 3):
-        renderer.negotiate(f"application/x-{number}")
-    assert len(renderer._negotiated) <= envelope._ACCEPTS_REMEMBERED
 
 
 @pytest.mark.parametrize("head_type", [HeadFromPairs, ListHead])
@@ -89,10 +81,8 @@ def test_headers_come_in_the_same_order_with_the_length_of_the_body(accept: str,
 
 @pytest.mark.parametrize("size", [0, 1, 100, 5000, 70000])
 def test_content_length_is_right_for_bodies_of_every_size(size: int) -> None:
-    renderer = ErrorRenderer()
-    for _ in range(2):  # a length seen before comes from the shared pairs
-        response = renderer.render(400, details="x" * size, request_id="abc")
-        assert dict(response.headers)[b"content-length"] == str(len(response.body)).encode()
+    response = ErrorRenderer().render(400, details="x" * size, request_id="abc")
+    assert dict(response.headers)[b"content-length"] == str(len(response.body)).encode()
 
 
 def test_given_headers_follow_ours_and_a_given_vary_is_merged() -> None:

@@ -1,4 +1,4 @@
-"""The envelope's fast paths say exactly what the general path would."""
+"""The standard envelope, serialised once per status with the id set in, says what a full render would."""
 
 from __future__ import annotations
 
