@@ -46,6 +46,12 @@ CASES: list[Case] = [
     Case("asgi-404", "ASGI, app 404 rewritten to the envelope by the middleware",
          "Starlette HTTPException → JSON handler", Target("<=", 1.5),
          _in("asgi_cases", "asgi_not_found")),
+    Case("e2e-404", "end to end: uvicorn + Starlette, the app's 404 (throughput ratio)",
+         "Starlette HTTPException → JSON handler under the same server",
+         Target(">=", 0.95, " x the anchor"), _in("e2e_cases", "e2e_not_found")),
+    Case("e2e-404-handlers", "end to end: the same 404, proxygate set up as docs/starlette.md shows",
+         "Starlette HTTPException → JSON handler under the same server",
+         Target(">=", 0.95, " x the anchor"), _in("e2e_cases", "e2e_not_found_handlers")),
     # The in-process cost of each path.
     Case("asgi-auth", "ASGI, authenticated request, cached credential, envelope on",
          "Starlette AuthenticationMiddleware + docs BasicAuthBackend (checks no password)",

@@ -25,6 +25,7 @@ def compare(settings: Settings, result: CaseResult, *, server: str,
     import apps
 
     spec = SERVERS[server]
+    path = str(spec.get("path", ""))
     credentials = basic(apps.USER, apps.PASSWORD)
     headers = {"bare": "Proxy-Authorization: " + credentials,
                "proxygate": "Proxy-Authorization: " + credentials,
@@ -44,12 +45,14 @@ def compare(settings: Settings, result: CaseResult, *, server: str,
         try:
             # Warm each (imports, the credential cache, the CPU's frequency) before counting.
             for s in servers:
-                wrk(s.url, seconds=1, connections=connections, header=headers[s.label])
+                wrk(s.url + path, seconds=1, connections=connections, header=headers[s.label],
+                    errors=bool(path))
             # A B C A B C … A: every B and C run sits between two A runs and is
             # compared with their mean, so drift that is linear over a cycle cancels.
             for s in [*servers * settings.e2e_pairs, bare]:
-                rps, err = wrk(s.url, seconds=settings.e2e_seconds, connections=connections,
-                               header=headers[s.label])
+                rps, err = wrk(s.url + path, seconds=settings.e2e_seconds,
+                               connections=connections, header=headers[s.label],
+                               errors=bool(path))
                 runs[s.label].append(rps)
                 if err:
                     errors.append(f"{s.label}: {err}")
@@ -108,3 +111,27 @@ def e2e_uvicorn(settings: Settings, result: CaseResult) -> None:
 
 def e2e_gunicorn(settings: Settings, result: CaseResult) -> None:
     compare(settings, result, server="gunicorn")
+
+
+def e2e_not_found(settings: Settings, result: CaseResult) -> None:
+    """The app's 404 under uvicorn, rewritten by the middleware: what ``asgi-404``'s
+    in-process cost comes to where a client waits for it."""
+    compare(settings, result, server="uvicorn-404", against_anchor=True)
+    result.details.append(_NOT_FOUND_NOTE.format(
+        how="proxygate's `ErrorEnvelopeMiddleware` rewriting it"))
+
+
+def e2e_not_found_handlers(settings: Settings, result: CaseResult) -> None:
+    """The same 404 with proxygate set up as docs/starlette.md shows it."""
+    compare(settings, result, server="uvicorn-404-handlers", against_anchor=True)
+    result.details.append(_NOT_FOUND_NOTE.format(
+        how="proxygate's exception handler inside the app (`install_error_handlers`), "
+            "the envelope middleware outside passing it on"))
+
+
+_NOT_FOUND_NOTE = (
+    "Every request asks for a missing page, so every answer is the app's 404: plain text "
+    "from bare Starlette, the envelope from {how}, `{{\"detail\": ...}}` from the "
+    "anchor's handler; wrk's count of error responses must equal its count of requests "
+    "in every run."
+)

@@ -33,6 +33,30 @@ SERVERS = {
         "anchor": "Starlette AuthenticationMiddleware",
         "connections": 32,
     },
+    # The app's own 404 (a missing page), answered in each app's way: Starlette's plain
+    # text, proxygate's envelope middleware rewriting it, Starlette's JSON handler.
+    "uvicorn-404": {
+        "cmd": [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1",
+                "--port", "{port}", "--workers", "1", "--no-access-log", "--log-level",
+                "warning", "apps:{app}"],
+        "apps": {"bare": "starlette_bare", "proxygate": "starlette_envelope",
+                 "anchor": "starlette_json_errors_anchor"},
+        "anchor": "Starlette's HTTPException → JSONResponse handler",
+        "connections": 32,
+        "path": "no-such-page",
+    },
+    # The same, proxygate set up as docs/starlette.md shows: its exception handlers
+    # inside the app, the envelope middleware outside.
+    "uvicorn-404-handlers": {
+        "cmd": [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1",
+                "--port", "{port}", "--workers", "1", "--no-access-log", "--log-level",
+                "warning", "apps:{app}"],
+        "apps": {"bare": "starlette_bare", "proxygate": "starlette_envelope_documented",
+                 "anchor": "starlette_json_errors_anchor"},
+        "anchor": "Starlette's HTTPException → JSONResponse handler",
+        "connections": 32,
+        "path": "no-such-page",
+    },
     "gunicorn": {
         "cmd": [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers",
                 "1", "--log-level", "warning", "apps:{app}()"],
@@ -116,12 +140,14 @@ def tail(log: Path, limit: int = 2000) -> str:
 _RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _ERRORS = re.compile(r"Socket errors:.*")
+_SENT = re.compile(r"(\d+) requests in ")
 
 
 def wrk(url: str, *, seconds: float, connections: int, header: str,
-        timeout: float | None = None) -> tuple[float, str]:
+        timeout: float | None = None, errors: bool = False) -> tuple[float, str]:
     """``timeout``: how long wrk waits for a response before counting it lost (its own
-    default is 2 s)."""
+    default is 2 s). ``errors``: every response must be an error (a 404 case), where
+    otherwise every one must be a success."""
     assert WRK is not None
     cmd = [WRK, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-H", header, url]
     if timeout is not None:
@@ -133,7 +159,12 @@ def wrk(url: str, *, seconds: float, connections: int, header: str,
     if match is None:
         raise RuntimeError(f"wrk printed no Requests/sec: {done.stdout[-1000:]}")
     bad = _NON_2XX.search(done.stdout)
-    if bad is not None:
+    if errors:
+        sent = _SENT.search(done.stdout)
+        if bad is None or sent is None or bad.group(1) != sent.group(1):
+            raise RuntimeError(f"{url}: not every response was an error; the comparison "
+                               f"would mix paths:\n{done.stdout}")
+    elif bad is not None:
         raise RuntimeError(f"{url}: {bad.group(1)} responses were not 2xx/3xx; the comparison "
                            f"would measure an error path:\n{done.stdout}")
     errors = _ERRORS.search(done.stdout)

@@ -33,6 +33,7 @@ class ListHead:
         self.path = "/x"
         self.client: str | None = None
         self.request_id: str | None = "rid-1"
+        self.rendered: bytes | None = None
         self.headers = headers
 
     def header_values(self, name: bytes) -> list[bytes]:

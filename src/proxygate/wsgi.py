@@ -58,7 +58,6 @@ def request_head(environ: Environ) -> EnvironHead:
 class EnvironHead:
     """A request head read from a WSGI environ, without copying its headers."""
 
-    # ``rendered``: the envelope last rendered for this request, unset until then.
     __slots__ = ("client", "environ", "method", "path", "query", "rendered", "request_id")
 
     def __init__(self, environ: Environ) -> None:
@@ -68,6 +67,7 @@ class EnvironHead:
         self.client: str | None = environ.get("REMOTE_ADDR") or None
         self.query: str = environ.get("QUERY_STRING", "")
         self.request_id: str | None = None
+        self.rendered: bytes | None = None
 
     def header_values(self, name: bytes) -> list[bytes]:
         if name == b"content-type" or name == b"content-length":

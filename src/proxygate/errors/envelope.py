@@ -61,9 +61,9 @@ def default_details(status: int) -> str:
     return "The request could not be completed."
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ErrorResponse:
-    """A complete error response: what a shell sends as is."""
+    """A complete error response: what a shell sends as is. Treated as a value."""
 
     status: int
     headers: Headers = field(default_factory=list)

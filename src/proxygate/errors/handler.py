@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
@@ -45,6 +44,10 @@ class RequestHead(Protocol):
     path: str
     client: str | None
     request_id: str | None
+    #: The envelope proxygate rendered for this request, if any: an outer shell seeing
+    #: the app hand back these very bytes (from proxygate's own in-app handlers) passes
+    #: them on as they are.
+    rendered: bytes | None
 
     def header_values(self, name: bytes) -> list[bytes]: ...
 
@@ -78,7 +81,6 @@ os.register_at_fork(after_in_child=_new_request_id_prefix)  # forked workers get
 class HeadFromPairs:
     """A request head over ``(name, value)`` pairs, as ASGI carries them."""
 
-    # ``rendered``: the envelope last rendered for this request, unset until then.
     __slots__ = ("client", "headers", "method", "path", "query", "rendered", "request_id")
 
     def __init__(self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]],
@@ -91,6 +93,7 @@ class HeadFromPairs:
         #: Digest binds its uri to it. Left undecoded: nothing else reads it.
         self.query = query
         self.request_id: str | None = None
+        self.rendered: bytes | None = None
 
     def header_values(self, name: bytes) -> list[bytes]:
         return [value for key, value in self.headers if key == name]
@@ -176,11 +179,7 @@ class ErrorHandler:
             return fallback_500()
         if self.metrics is not None:
             self.metrics.rendered(status)
-        # Noted for an outer shell: when the app hands back these very bytes (rendered by
-        # proxygate's own handlers inside it), they go out as they are. A head type
-        # without the slot simply has its in-app envelopes rendered anew.
-        with contextlib.suppress(AttributeError):
-            head.rendered = response.body  # type: ignore[attr-defined]
+        head.rendered = response.body
         if head.method == "HEAD":
             return response.without_body()
         return response
@@ -223,7 +222,7 @@ class ErrorHandler:
             content_type = b""
             details: Any = None
             if body is not None:  # only an inspected body needs its type looked at again
-                if body and body == getattr(head, "rendered", None):
+                if body and body == head.rendered:
                     return self._as_it_came(head, status, headers, body)
                 for name, value in headers:
                     if name.lower() == b"content-type":
