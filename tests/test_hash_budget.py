@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from proxygate.asgi import ProxyGateMiddleware
-from proxygate.auth.budget import HashBudget, default_concurrency
+from proxygate.auth import budget
+from proxygate.auth.budget import HashBudget, default_concurrency, usable_cpus
 from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.config import Config, ConfigError
-from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs
+from proxygate.gate import HASH_NICE, Check, Deny, Forward, Gate, HeadFromPairs
 from support.asgi_driver import RecordingApp, acall_asgi
 
 
@@ -160,12 +161,25 @@ def never(username: str, password: str) -> bool:
     return False
 
 
-def test_the_default_budget_is_one_hash_per_cpu_and_twice_that_queued() -> None:
+@pytest.mark.parametrize(("cpus", "hashing"), [(1, 1), (2, 1), (4, 3), (8, 7)])
+def test_the_default_budget_leaves_a_cpu_free_and_queues_twice_the_hashes(
+        monkeypatch: pytest.MonkeyPatch, cpus: int, hashing: int) -> None:
+    monkeypatch.setattr(budget, "usable_cpus", lambda: cpus)
+    assert default_concurrency() == hashing
     gate = Gate(Config(users=never))
-    assert gate.hash_budget.concurrency == default_concurrency() >= 1
-    assert gate.hash_budget.queue == 2 * default_concurrency()
+    assert (gate.hash_budget.concurrency, gate.hash_budget.queue) == (hashing, 2 * hashing)
     assert Gate(Config(users=never, max_concurrent_hashes=3)).hash_budget.queue == 6
     assert Gate(Config(users=never, max_queued_hashes=0)).hash_budget.queue == 0
+    # An explicit setting is taken as it is, even where it leaves no CPU free.
+    assert Gate(Config(users=never, max_concurrent_hashes=cpus)).hash_budget.concurrency == cpus
+
+
+def test_usable_cpus_counts_the_cpus_this_process_may_run_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "process_cpu_count", raising=False)  # Python 3.13+ asks it
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert usable_cpus() == 3
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
@@ -241,7 +255,7 @@ def test_asgi_cached_users_and_503s_never_wait_for_a_hash_thread() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a per-thread nice is Linux's")
-def test_hashes_run_on_the_gates_threads_at_a_lower_cpu_priority() -> None:
+def test_hashes_run_on_the_gates_threads_at_the_lowest_cpu_priority() -> None:
     seen: list[tuple[str, int]] = []
 
     def verifier(username: str, password: str) -> bool:
@@ -249,10 +263,12 @@ def test_hashes_run_on_the_gates_threads_at_a_lower_cpu_priority() -> None:
         seen.append((thread.name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
         return True
 
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     gate = Gate(Config(users=verifier))
     decision = gate.decide(head("alice", "x"))
     assert isinstance(decision, Check) and isinstance(decision.run(), Forward)
-    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     [(name, nice)] = seen
     assert name.startswith("proxygate-hash")
-    assert nice == min(own + 10, 19)
+    assert nice == HASH_NICE == 19
+    # Only the hash thread: the request's own thread keeps its priority.
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own

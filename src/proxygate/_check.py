@@ -35,7 +35,7 @@ class Check:
     2. :meth:`admit`: the attempt is counted against the client (and user) *before*
        any verification; a 429 when a key is at its limit already.
     3. :meth:`verify` (a password hash runs on one of the gate's hash threads: one per
-       budget slot, at a lower CPU priority; other schemes verify in place) or
+       budget slot, at the lowest CPU priority; other schemes verify in place) or
        :meth:`averify` (async users or tokens callables).
     4. :meth:`conclude`: a failure stays counted, a success (or a stale Digest nonce,
        or an unavailable store) gives its count back. Whatever happens in between,

@@ -46,7 +46,7 @@ class Config:
     #: The one header the trusted proxies write the client address in: ``"X-Forwarded-For"``,
     #: ``"Forwarded"`` (RFC 7239) or ``"X-Real-IP"``. The others are never read.
     forwarded_header: str = "X-Forwarded-For"
-    #: Password checks hashing at once (None: one per CPU), and how many more may wait
+    #: Password checks hashing at once (None: one per CPU but one), and how many more may wait
     #: (None: twice as many); beyond that an uncached attempt gets 503 at once.
     max_concurrent_hashes: int | None = None
     max_queued_hashes: int | None = None

@@ -383,14 +383,20 @@ def directory_users(config: Config) -> UserSource:
     )
 
 
+#: The nice value of hash threads: the lowest priority there is. At nice 10 a waking
+#: request thread still waited behind running bcrypt often enough to quadruple a cached
+#: user's p99 during a flood (the hash-flood benchmark under gunicorn gthread); at 19 it
+#: gets a core at once. A hash still runs at full speed on a core nothing else wants.
+HASH_NICE = 19
+
+
 def _yield_to_requests() -> None:
-    """Hash threads run at a lower CPU priority (nice +10), so that on a busy machine a
-    request needing no hash (a cached user) is scheduled ahead of more bcrypt. Linux
-    keeps a nice value per thread; elsewhere, or if refused, hashes keep the default."""
+    """Hash threads run at the lowest CPU priority, so that on a busy machine a request
+    needing no hash (a cached user) is scheduled ahead of more bcrypt. Linux keeps a
+    nice value per thread; elsewhere, or if refused, hashes keep the default."""
     with contextlib.suppress(AttributeError, OSError):
         thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread,
-                       min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
+        os.setpriority(os.PRIO_PROCESS, thread, HASH_NICE)
 
 
 def _in_networks(address: str,
