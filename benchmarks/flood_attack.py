@@ -4,9 +4,10 @@ to back on fresh connections for ``--seconds``. Prints one JSON line: status cou
 
     python benchmarks/flood_attack.py --port 8080 --user victim --seconds 10 --addresses 50
 
-With ``--honor-retry-after`` an attacker refused with 503 waits the ``Retry-After`` it was
-given before its next guess: the hash flood alone. Without it, refused attackers come
-straight back: a plain request flood on top, which costs any server its latency.
+With ``--honor-retry-after`` an attacker refused with 503 (or throttled with 429) waits
+the ``Retry-After`` it was given before its next guess: the hash flood alone. Without it,
+refused attackers come straight back: a plain request flood on top, which costs any
+server its latency.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def main() -> None:
                 status = -1
             with lock:
                 counts[status] += 1
-            if args.honor_retry_after and status == 503 and retry > 0:
+            if args.honor_retry_after and status in (429, 503) and retry > 0:
                 time.sleep(min(retry, max(0.0, deadline - time.monotonic())))
 
     threads = [threading.Thread(target=attack, args=(n,)) for n in range(args.addresses)]

@@ -34,7 +34,7 @@ SERVERS = {
     "uvicorn": ([sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}",
                  "--workers", "1", "--no-access-log", "--log-level", "warning",
                  "flood_app:app"], "asgi"),
-    # One worker, threads above the default budget (2 CPUs: 2 hashing + 4 queued).
+    # One worker, threads above the default budget (2 CPUs: 1 hashing + 2 queued).
     "gunicorn-gthread": ([sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}",
                           "--workers", "1", "--worker-class", "gthread", "--threads", "16",
                           "--log-level", "warning", "flood_app:app"], "wsgi"),
@@ -155,7 +155,7 @@ def flood(settings: Settings, result: CaseResult) -> None:
     started = time.process_time()
     cost12 = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(12)).decode()
     one_hash = time.process_time() - started
-    # The hash flood (attackers wait the Retry-After of a 503) is what the target is about;
+    # The hash flood (attackers wait the Retry-After of a 503 or 429) is what the target is about;
     # full runs add the same attackers coming straight back, a request flood on top.
     # A smoke run proves the scripts on one server in a few seconds.
     variants = [(server, True) for server in SERVERS]
@@ -190,7 +190,8 @@ def flood(settings: Settings, result: CaseResult) -> None:
     )
     result.details.append("")
     result.details.append(
-        "Attackers refused with 503 wait its `Retry-After` (1 s) in the rows marked *hash "
+        "Attackers refused with 503 wait its `Retry-After` (1 s), and throttled ones their "
+        "429's, in the rows marked *hash "
         "flood*: the flood of hashes the target is about. In rows marked *request flood* "
         "they come straight back, as fast as the server answers: then the server spends "
         "itself answering 503s, as it would answering anything, and that is the edge's "
