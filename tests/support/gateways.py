@@ -158,7 +158,11 @@ def run_service(users: Path, dialect: str, *, redis_url: str | None = None, mode
         command += ["--exempt", path]
     if redis_url is not None:
         command += ["--throttle-store", redis_url]
-    with run_server(command, env={"PROXYGATE_MAX_FAILURES": str(MAX_FAILURES)}) as server:
+    # The flood checks send 4 x MAX_FAILURES guesses at once to see the throttle hold:
+    # a queue that admits them all puts the throttle, not the hash budget, under test.
+    env = {"PROXYGATE_MAX_FAILURES": str(MAX_FAILURES),
+           "PROXYGATE_MAX_QUEUED_HASHES": str(4 * MAX_FAILURES)}
+    with run_server(command, env=env) as server:
         yield server
 
 
