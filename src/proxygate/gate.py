@@ -167,9 +167,12 @@ class Gate:
             return Check(self, head, None, None, None, reason="malformed")
         value = values[0]
         cache = self.cache
+        # One MAC a request: the cache's key, and the name of the credential's single
+        # flight (a throttled attempt needs it no less than a cached one).
+        key = cache.key(value)
         stale = False
         if cache.ttl > 0:
-            hit = cache.find(value)
+            hit = cache.get(key)
             if hit is not None:
                 stored, (current, username, forward) = hit
                 if current(username) == stored:
@@ -187,12 +190,8 @@ class Gate:
                 return Check(self, head, None, None, None, reason="malformed")
             self.audit("failure", "missing", None, head)  # another scheme: as good as none
             return self.challenge_response(head)
-        key = None
-        if scheme.cacheable:
-            # The key also names the single flight, so compute it even with the cache off.
-            key = cache.key(value)
-            if stale:  # the user's hash changed since: the entry is void
-                cache.discard(key)
+        if stale:  # the user's hash changed since: the entry is void
+            cache.discard(key)
         try:
             parsed = scheme.parse(value)
         except MalformedCredentials:
@@ -205,7 +204,7 @@ class Gate:
             wait = self.throttle.blocked_for(self.client_address(head), claimed)
             if wait > 0:
                 return self.throttled_response(head, claimed, wait, scheme=scheme.label)
-        return Check(self, head, scheme, parsed, key)
+        return Check(self, head, scheme, parsed, key if scheme.cacheable else None)
 
     def challenge_values(self, *, stale: bool = False,
                          rejected: Scheme[Any] | None = None) -> list[bytes]:
