@@ -127,20 +127,22 @@ class ErrorRenderer:
                 and (not request_id or _is_plain_id(request_id))):
             # Most errors: the standard envelope. Serialised once per status, with the id
             # set between its two halves (asgi-404 and asgi-denied time this path).
-            body = self._standard_body(status, request_id)
+            template = self._templates.get(status) or self._standard_template(status)
+            body = (template[1] + request_id.encode() + template[2]
+                    if request_id and self.request_id_in_body else template[0])
             content_type = b"application/json"
         else:
             body, content_type = self._body(status, details, message, media,
                                             request_id=request_id, instance=instance)
         out: Headers = [(b"content-type", content_type),
-                        (b"content-length", b"%d" % len(body)),
+                        (b"content-length", str(len(body)).encode("ascii")),
                         (b"vary", b"Accept")]
         if status in _NOT_STORED:
             out.append((b"cache-control", b"no-store"))
         if request_id and self.request_id_header:
             out.append((self.request_id_header, request_id.encode("latin-1")))
-        extra = list(headers)
-        if extra:
+        if headers:
+            extra = list(headers)
             out.extend(extra)
             if any(name == b"vary" for name, _ in extra):
                 out = merge_vary(out)
@@ -152,18 +154,15 @@ class ErrorRenderer:
         """The offer an ``Accept`` value prefers; JSON when there is none."""
         return preferred_media_type(accept, self.offers) if accept else JSON
 
-    def _standard_body(self, status: int, request_id: str | None) -> bytes:
-        template = self._templates.get(status)
-        if template is None:
-            error = {"code": status, "message": reason_phrase(status),
-                     "details": default_details(status)}
-            without = _dumps({"error": error})
-            error["request_id"] = "\x00"
-            before, _, after = _dumps({"error": error}).partition(b"\\u0000")
-            template = self._templates[status] = (without, before, after)
-        if request_id and self.request_id_in_body:
-            return template[1] + request_id.encode() + template[2]
-        return template[0]
+    def _standard_template(self, status: int) -> tuple[bytes, bytes, bytes]:
+        """The standard envelope for ``status`` without an id, and the parts around one."""
+        error = {"code": status, "message": reason_phrase(status),
+                 "details": default_details(status)}
+        without = _dumps({"error": error})
+        error["request_id"] = "\x00"
+        before, _, after = _dumps({"error": error}).partition(b"\\u0000")
+        template = self._templates[status] = (without, before, after)
+        return template
 
     def _body(self, status: int, details: Any, message: str | None, media: str, *,
               request_id: str | None, instance: str | None) -> tuple[bytes, bytes]:

@@ -96,7 +96,11 @@ class HeadFromPairs:
         self.rendered: bytes | None = None
 
     def header_values(self, name: bytes) -> list[bytes]:
-        return [value for key, value in self.headers if key == name]
+        found = []
+        for key, value in self.headers:
+            if key == name:
+                found.append(value)
+        return found
 
 
 def _is_safe_id(value: bytes) -> bool:
