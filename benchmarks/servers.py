@@ -21,13 +21,16 @@ from harness import subprocess_env
 
 WRK = shutil.which("wrk")
 
+#: uvicorn serving an app factory from ``apps.py``.
+_UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1", "--port",
+            "{port}", "--workers", "1", "--no-access-log", "--log-level", "warning",
+            "apps:{app}"]
+
 #: Server command lines; ``{port}`` and ``{app}`` are filled in. One worker
 #: each: on a 2-core machine the other core is wrk's.
 SERVERS = {
     "uvicorn": {
-        "cmd": [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1",
-                "--port", "{port}", "--workers", "1", "--no-access-log", "--log-level",
-                "warning", "apps:{app}"],
+        "cmd": _UVICORN,
         "apps": {"bare": "starlette_bare", "proxygate": "starlette_proxygate",
                  "anchor": "starlette_auth_anchor"},
         "anchor": "Starlette AuthenticationMiddleware",
@@ -36,9 +39,7 @@ SERVERS = {
     # The app's own 404 (a missing page), answered in each app's way: Starlette's plain
     # text, proxygate's envelope middleware rewriting it, Starlette's JSON handler.
     "uvicorn-404": {
-        "cmd": [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1",
-                "--port", "{port}", "--workers", "1", "--no-access-log", "--log-level",
-                "warning", "apps:{app}"],
+        "cmd": _UVICORN,
         "apps": {"bare": "starlette_bare", "proxygate": "starlette_envelope",
                  "anchor": "starlette_json_errors_anchor"},
         "anchor": "Starlette's HTTPException → JSONResponse handler",
@@ -48,9 +49,7 @@ SERVERS = {
     # The same, proxygate set up as docs/starlette.md shows: its exception handlers
     # inside the app, the envelope middleware outside.
     "uvicorn-404-handlers": {
-        "cmd": [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1",
-                "--port", "{port}", "--workers", "1", "--no-access-log", "--log-level",
-                "warning", "apps:{app}"],
+        "cmd": _UVICORN,
         "apps": {"bare": "starlette_bare", "proxygate": "starlette_envelope_documented",
                  "anchor": "starlette_json_errors_anchor"},
         "anchor": "Starlette's HTTPException → JSONResponse handler",
