@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from drive import basic
-from harness import HERE, CaseResult, Settings, subprocess_env
-from servers import WRK, Server, free_port, tail, wait_for_port, wrk
+from harness import HERE, CaseResult, Settings
+from servers import WRK, Server, free_port, launch, tail, wrk
 
 USER, PASSWORD = "alice", "correct horse"
 #: Concurrent connections. With a bcrypt cost-12 file nginx's workers block 0.25 s or
@@ -32,19 +32,6 @@ def _nginx() -> str | None:
     import shutil
 
     return shutil.which("nginx")
-
-
-def _start(label: str, argv: list[str], port: int, log: Path) -> Server:
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(argv, env=subprocess_env(), stdin=subprocess.DEVNULL,
-                                stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc)
-    except RuntimeError as exc:
-        proc.kill()
-        proc.wait(timeout=5)
-        raise RuntimeError(f"{label}: {exc}:\n{tail(log)}") from None
-    return Server(label, port, proc, log)
 
 
 def _one_request(server: Server, header: str) -> None:
@@ -133,17 +120,17 @@ def compare(settings: Settings, result: CaseResult, *, scheme: str) -> None:
     try:
         upstream_port = free_port()
         conf = _upstream_conf(work / "upstream", upstream_port)
-        servers.append(_start("upstream", [nginx, "-e", str(work / "upstream" / "error.log"),
+        servers.append(launch("upstream", [nginx, "-e", str(work / "upstream" / "error.log"),
                                            "-c", str(conf)], upstream_port,
                               work / "upstream.log"))
         service_port = free_port()
-        servers.append(_start("service", [
+        servers.append(launch("service", [
             sys.executable, "-m", "proxygate", "forward-auth", "--users", str(users),
             "--gateway", "nginx", "--port", str(service_port), "--log-level", "warning",
         ], service_port, work / "service.log"))
         anchor_port = free_port()
         conf = _anchor_conf(work / "anchor", anchor_port, upstream_port, users)
-        anchor = _start("anchor", [nginx, "-e", str(work / "anchor" / "error.log"), "-c",
+        anchor = launch("anchor", [nginx, "-e", str(work / "anchor" / "error.log"), "-c",
                                    str(conf)], anchor_port, work / "anchor.log")
         servers.append(anchor)
         gateway_port = free_port()
@@ -151,7 +138,7 @@ def compare(settings: Settings, result: CaseResult, *, scheme: str) -> None:
             listen_host="127.0.0.1", listen_port=gateway_port,
             auth_url=f"http://127.0.0.1:{service_port}/auth",
             upstream=f"http://127.0.0.1:{upstream_port}", directory=work / "gateway"))
-        gateway = _start("proxygate", [nginx, *argv[1:]], gateway_port, work / "gateway.log")
+        gateway = launch("proxygate", [nginx, *argv[1:]], gateway_port, work / "gateway.log")
         servers.append(gateway)
         headers = {"anchor": "Authorization: " + credentials,
                    "proxygate": "Proxy-Authorization: " + credentials}

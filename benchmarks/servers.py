@@ -117,15 +117,22 @@ def start(server: str, label: str, log: Path) -> Server:
     spec = SERVERS[server]
     port = free_port()
     cmd = [part.format(port=port, app=spec["apps"][label]) for part in spec["cmd"]]  # type: ignore[index,union-attr]
+    return launch(label, cmd, port, log, name=f"{server} ({label})")
+
+
+def launch(label: str, argv: list[str], port: int, log: Path, *,
+           name: str | None = None) -> Server:
+    """Run ``argv`` (its output to ``log``) and wait until it listens on ``port``; ``name``
+    (the label by default) says which server failed when it does not."""
     with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, env=subprocess_env(), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, env=subprocess_env(), stdin=subprocess.DEVNULL,
                                 stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc)
     except RuntimeError as exc:
         proc.kill()
         proc.wait(timeout=5)
-        raise RuntimeError(f"{server} ({label}): {exc}:\n{tail(log)}") from None
+        raise RuntimeError(f"{name or label}: {exc}:\n{tail(log)}") from None
     return Server(label, port, proc, log)
 
 

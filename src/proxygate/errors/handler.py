@@ -96,7 +96,7 @@ class HeadFromPairs:
         self.rendered: bytes | None = None
 
     def header_values(self, name: bytes) -> list[bytes]:
-        found = []
+        found: list[bytes] = []
         for key, value in self.headers:
             if key == name:
                 found.append(value)
