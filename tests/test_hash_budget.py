@@ -20,6 +20,7 @@ from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.config import Config, ConfigError
 from proxygate.gate import HASH_NICE, Check, Deny, Forward, Gate, HeadFromPairs
 from support.asgi_driver import RecordingApp, acall_asgi
+from support.servers import wait_until
 
 
 class HeldVerifier:
@@ -45,10 +46,7 @@ class HeldVerifier:
         return password == "right"
 
     def wait_for_calls(self, count: int) -> None:
-        deadline = time.monotonic() + 10
-        while self.calls < count:
-            assert time.monotonic() < deadline, f"{count} hashes never started"
-            time.sleep(0.002)
+        wait_until(lambda: self.calls >= count, what=f"{count} hashes to start")
 
 
 def credential(user: str, password: str) -> bytes:
@@ -73,8 +71,7 @@ def test_beyond_the_running_and_queued_hashes_an_attempt_gets_503_at_once() -> N
     for thread in threads:
         thread.start()
     verifier.wait_for_calls(1)
-    while gate.hash_budget.admitted < 2:
-        time.sleep(0.002)
+    wait_until(lambda: gate.hash_budget.admitted == 2, what="two admitted")
 
     third = gate.decide(head("alice", "guess-3"))
     assert isinstance(third, Check)
@@ -110,8 +107,7 @@ def test_hashes_never_run_more_at_once_than_the_budget_allows() -> None:
     for thread in threads:
         thread.start()
     verifier.wait_for_calls(2)
-    while gate.hash_budget.admitted < 20:
-        time.sleep(0.002)
+    wait_until(lambda: gate.hash_budget.admitted == 20, what="twenty admitted")
     assert verifier.calls == 2  # eighteen wait their turn
     verifier.release.set()
     for thread in threads:
@@ -239,7 +235,9 @@ def test_asgi_cached_users_and_503s_never_wait_for_a_hash_thread() -> None:
         pending = [asyncio.ensure_future(acall_asgi(middleware, "GET", "/",
                                                     asgi_headers("alice", f"guess-{n}")))
                    for n in range(2)]
+        deadline = time.monotonic() + 10
         while verifier.calls < 2 or middleware.gate.hash_budget.admitted < 2:
+            assert time.monotonic() < deadline, "two attempts never held the budget"
             await asyncio.sleep(0.002)
         cached = await acall_asgi(middleware, "GET", "/", asgi_headers("bob", "right"))
         refused = await acall_asgi(middleware, "GET", "/", asgi_headers("carol", "x"))

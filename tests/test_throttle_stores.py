@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -16,18 +16,9 @@ from proxygate.auth.redis_store import RedisThrottleStore
 from proxygate.auth.stores import make_throttle_store
 from proxygate.auth.throttle import MemoryThrottleStore, Throttle, ThrottleStore
 from support.redis_server import RedisServer
+from support.servers import wait_until
 
 SECRET = "hunter2-not-for-logs"
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float = 5.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes; whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def redis_store_for(server: RedisServer, prefix: str, **kwargs: float) -> RedisThrottleStore:
@@ -93,7 +84,8 @@ def test_failures_older_than_the_window_age_out(store: ThrottleStore) -> None:
         store.reserve("c:10.0.0.1", limit=2, window=0.3)
     assert 0.0 < store.blocked_for("c:10.0.0.1", limit=2, window=0.3) <= 0.3
 
-    assert wait_until(lambda: store.blocked_for("c:10.0.0.1", limit=2, window=0.3) == 0.0)
+    wait_until(lambda: store.blocked_for("c:10.0.0.1", limit=2, window=0.3) == 0.0,
+               what="the window to pass")
     # The aged-out failures are gone, not merely ignored: one more does not block.
     store.reserve("c:10.0.0.1", limit=2, window=0.3)
     assert store.blocked_for("c:10.0.0.1", limit=2, window=0.3) == 0.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from proxygate.config import Config, ConfigError
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs
 from proxygate.wsgi import ProxyGateMiddleware as WsgiGate
 from support.asgi_driver import RecordingApp, call_asgi
+from support.servers import wait_until
 from support.wsgi_driver import RecordingWSGIApp
 
 ALICE = hash_password("wonderland", "bcrypt", rounds=4)
@@ -35,13 +35,6 @@ def decide(gate: Gate, user: str, password: str) -> Forward | Deny:
     decision = gate.decide(HeadFromPairs("GET", "/", [
         (b"proxy-authorization", credential(user, password))], "10.0.0.1"))
     return decision.run() if isinstance(decision, Check) else decision
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
 
 
 def has_hash(gate: Gate, user: str, stored: str) -> Callable[[], bool]:

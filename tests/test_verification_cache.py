@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from proxygate.auth.hashing import hash_password, verify_password
 from proxygate.auth.schemes.basic import BasicCredentials
 from proxygate.config import Config
 from proxygate.gate import Check, Deny, Forward, Gate, HeadFromPairs, Identity
+from support.servers import wait_until
 
 
 def credential(user: str, password: str) -> bytes:
@@ -282,13 +283,6 @@ def test_cache_repr_shows_no_entries() -> None:
 
 
 # -- single flight --------------------------------------------------------------------------------
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.001)
 
 
 class CountingLock:
