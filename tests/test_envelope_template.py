@@ -53,17 +53,13 @@ def test_a_forked_worker_gets_its_own_request_id_prefix() -> None:
     assert child_prefix != parent_prefix
 
 
-def test_a_text_body_that_only_repeats_the_reason_phrase_keeps_the_standard_details() -> None:
+@pytest.mark.parametrize(("body", "details"), [
+    (b"Not Found", "Nothing was found at this address."),  # only the reason phrase again
+    (b"No such invoice", "No such invoice"),  # more to say: it becomes the details
+])
+def test_a_text_body_becomes_the_details_when_it_says_more_than_the_reason_phrase(
+        body: bytes, details: str) -> None:
     handler = ErrorHandler(Config())
     head = HeadFromPairs("GET", "/x", [])
-    response = handler.replace_response(head, 404, [(b"content-type", b"text/plain")],
-                                        b"Not Found")
-    assert json.loads(response.body)["error"]["details"] == "Nothing was found at this address."
-
-
-def test_a_text_body_with_more_to_say_becomes_the_details() -> None:
-    handler = ErrorHandler(Config())
-    head = HeadFromPairs("GET", "/x", [])
-    response = handler.replace_response(head, 404, [(b"content-type", b"text/plain")],
-                                        b"No such invoice")
-    assert json.loads(response.body)["error"]["details"] == "No such invoice"
+    response = handler.replace_response(head, 404, [(b"content-type", b"text/plain")], body)
+    assert json.loads(response.body)["error"]["details"] == details
