@@ -27,7 +27,8 @@ def default_concurrency() -> int:
     """One hash per CPU but one, at least 1: a core stays free for the requests that need
     no hash. With every core hashing, a cached user's request waits for the scheduler to
     preempt a hash on each thread hand-off (measured under gunicorn gthread: its p99 went
-    from 1 ms to 4 ms during a flood); with one core left it stays near its quiet p99."""
+    from 1 ms to 4 ms during a flood); with one core left, and hashes at nice 19, it was
+    0.6-2.9 x its quiet p99 (the hash-flood rows in benchmarks/README.md)."""
     return max(1, usable_cpus() - 1)
 
 
