@@ -1,13 +1,16 @@
 """The flood case's attackers, in a process of their own: ``--addresses`` threads, each one
 address (``X-Forwarded-For``, believed from the loopback proxy), sending wrong passwords back
-to back on fresh connections for ``--seconds``. Prints one JSON line: status counts.
+to back on fresh connections until its stdin closes (or ``--seconds`` pass). Prints
+``flooding`` once its threads run, then one JSON line: the seconds it flooded and the
+count of each status it was answered.
 
     python benchmarks/flood_attack.py --port 8080 --user victim --seconds 10 --addresses 50
 
 With ``--honor-retry-after`` an attacker refused with 503 (or throttled with 429) waits
 the ``Retry-After`` it was given before its next guess: the hash flood alone. Without it,
 refused attackers come straight back: a plain request flood on top, which costs any
-server its latency.
+server its latency. ``--path`` sends the guesses elsewhere than ``/``: the flood case's
+floor sends them to a path the app answers 503 without any check.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ import argparse
 import base64
 import json
 import socket
+import sys
 import threading
 import time
 from collections import Counter
 
 
-def request(user: str, guess: str, address: str) -> bytes:
+def request(path: str, user: str, guess: str, address: str) -> bytes:
     token = base64.b64encode(f"{user}:{guess}".encode()).decode()
-    return (f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic {token}\r\n"
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Authorization: Basic {token}\r\n"
             f"X-Forwarded-For: {address}\r\nConnection: close\r\n\r\n").encode()
 
 
@@ -50,37 +54,47 @@ def main() -> None:
     parser.add_argument("--user", required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--addresses", type=int, default=50)
+    parser.add_argument("--path", default="/")
     parser.add_argument("--honor-retry-after", action="store_true")
     args = parser.parse_args()
     counts: Counter[int] = Counter()
     lock = threading.Lock()
-    deadline = time.monotonic() + args.seconds
+    stop = threading.Event()
 
     def attack(number: int) -> None:
         address = f"198.51.100.{number + 1}"
         guess = 0
-        while time.monotonic() < deadline:
+        while not stop.is_set():
             guess += 1
             retry = 0.0
             try:
                 with socket.create_connection(("127.0.0.1", args.port), timeout=30) as sock:
-                    sock.sendall(request(args.user, f"guess-{number}-{guess}", address))
+                    sock.sendall(request(args.path, args.user, f"guess-{number}-{guess}", address))
                     status, retry = answer(sock)
             except OSError:
                 status = -1
             with lock:
                 counts[status] += 1
             if args.honor_retry_after and status in (429, 503) and retry > 0:
-                time.sleep(min(retry, max(0.0, deadline - time.monotonic())))
+                stop.wait(retry)
 
     threads = [threading.Thread(target=attack, args=(n,)) for n in range(args.addresses)]
     for thread in threads:
         thread.start()
     print("flooding", flush=True)
+    started = time.monotonic()
+
+    def until_stdin_closes() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=until_stdin_closes, daemon=True).start()
+    stop.wait(args.seconds)
+    stop.set()
     for thread in threads:
         thread.join()
-    print(json.dumps({str(status): count for status, count in sorted(counts.items())}),
-          flush=True)
+    answers = {str(status): count for status, count in sorted(counts.items())}
+    print(json.dumps({"seconds": time.monotonic() - started, "answers": answers}), flush=True)
 
 
 if __name__ == "__main__":
