@@ -385,8 +385,9 @@ def directory_users(config: Config) -> UserSource:
 #: The nice value of hash threads: the lowest priority there is. At nice 10 a waking
 #: request thread still waited behind running bcrypt often enough to quadruple a cached
 #: user's p99 during a flood (the hash-flood benchmark under gunicorn gthread, 3.5-5.2 x);
-#: at 19, with a core left free, it measured 0.6-2.9 x (benchmarks/README.md). A hash
-#: still runs at full speed on a core nothing else wants.
+#: at 19, with a core left free, it measured 1.2-3.0 x, median 1.8 x, where the same
+#: attackers answered by the app with no gate work cost 1.3 x (benchmarks/README.md).
+#: A hash still runs at full speed on a core nothing else wants.
 HASH_NICE = 19
 
 

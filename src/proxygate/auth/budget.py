@@ -28,7 +28,7 @@ def default_concurrency() -> int:
     no hash. With every core hashing, a cached user's request waits for the scheduler to
     preempt a hash on each thread hand-off (measured under gunicorn gthread: its p99 went
     from 1 ms to 4 ms during a flood); with one core left, and hashes at nice 19, it was
-    0.6-2.9 x its quiet p99 (the hash-flood rows in benchmarks/README.md)."""
+    1.2-3.0 x its quiet p99, median 1.8 x (the hash-flood row in benchmarks/README.md)."""
     return max(1, usable_cpus() - 1)
 
 
